@@ -53,7 +53,9 @@ export class SinkRegistry {
     let sink = this.#sinks.get(kind);
     if (!sink) {
       sink = this.#build(kind);
-      if (!this.#closed) this.#sinks.set(kind, sink);
+      // After close() nothing may open connections again: hand out a closed sink.
+      if (this.#closed) void sink.close();
+      else this.#sinks.set(kind, sink);
     }
     return sink;
   }
