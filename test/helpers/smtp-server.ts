@@ -9,7 +9,7 @@
 //
 // `rcptReply` scripts RCPT TO answers (e.g. 451 temporary / 550 permanent rejections).
 // Messages are checked by string search on the raw RFC 5322 text, no MIME parser needed;
-// `decodeBase64Parts` helps for base64-encoded attachments.
+// `mimeParts` decodes the parts (base64, quoted-printable) for checking bodies and attachments.
 //
 // Note: smtp-server pauses about 100 ms before greeting each new connection, so senders in
 // tests should use a pooled transport.
@@ -34,6 +34,8 @@ export interface SmtpReply {
 export interface TestSmtpServerOptions {
   /** Answer to RCPT TO for an address; null/undefined accepts it. */
   rcptReply?: (address: string) => SmtpReply | null | undefined;
+  /** Delay before the final reply to DATA (a stalling server, for timeout tests). */
+  dataDelayMs?: number;
 }
 
 export interface TestSmtpServer {
@@ -44,6 +46,8 @@ export interface TestSmtpServer {
   messages: ReceivedMail[];
   /** Replaces the RCPT TO script. */
   setRcptReply(reply: TestSmtpServerOptions['rcptReply']): void;
+  /** Sets the delay before the final reply to DATA; 0 answers at once. */
+  setDataDelay(ms: number): void;
   /** Stops listening; open client connections are closed within a second. */
   close(): Promise<void>;
 }
@@ -51,6 +55,7 @@ export interface TestSmtpServer {
 export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): Promise<TestSmtpServer> {
   const messages: ReceivedMail[] = [];
   let rcptReply = options.rcptReply;
+  let dataDelayMs = options.dataDelayMs ?? 0;
   const serverOptions: SMTPServerOptions = {
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -77,7 +82,9 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
           to: session.envelope.rcptTo.map((a) => a.address),
           raw: Buffer.concat(chunks).toString('utf8'),
         });
-        callback();
+        if (dataDelayMs <= 0) return callback();
+        // unref: a stalled reply must not keep the test process alive after close().
+        setTimeout(() => callback(), dataDelayMs).unref();
       });
     },
   };
@@ -96,21 +103,56 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
     setRcptReply(reply) {
       rcptReply = reply;
     },
+    setDataDelay(ms) {
+      dataDelayMs = ms;
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
 
-/** Decodes every base64 MIME part of a raw message, for checking attachment contents. */
-export function decodeBase64Parts(raw: string): string[] {
-  const parts = raw.split(/\r?\n--[^\r\n]+\r?\n/);
-  const out: string[] = [];
-  for (const part of parts) {
-    const split = part.search(/\r?\n\r?\n/);
+export interface MimePart {
+  /** The part's header block, raw. */
+  head: string;
+  /** The part's body, transfer-decoded (base64 and quoted-printable) as UTF-8. */
+  text: string;
+}
+
+/**
+ * The leaf parts of a (multipart) raw message, decoded: enough to check a text body or an
+ * attachment by string search, without a MIME library. Not a general parser: one level of
+ * multipart, as nodemailer writes it.
+ */
+export function mimeParts(raw: string): MimePart[] {
+  const boundary = /boundary="?([^";\r\n]+)"?/i.exec(raw)?.[1];
+  const chunks = boundary ? raw.split(`--${boundary}`).slice(1, -1) : [raw];
+  const out: MimePart[] = [];
+  for (const chunk of chunks) {
+    const split = chunk.search(/\r?\n\r?\n/);
     if (split < 0) continue;
-    const head = part.slice(0, split);
-    if (!/content-transfer-encoding:\s*base64/i.test(head)) continue;
-    const body = part.slice(split).replace(/\r?\n--[\s\S]*$/, '').replace(/\s+/g, '');
-    out.push(Buffer.from(body, 'base64').toString('utf8'));
+    const head = chunk.slice(0, split).trim();
+    const body = chunk.slice(split).replace(/^\r?\n\r?\n/, '').replace(/\r?\n$/, '');
+    const encoding = /content-transfer-encoding:\s*([\w-]+)/i.exec(head)?.[1]?.toLowerCase();
+    let text: string;
+    if (encoding === 'base64') text = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+    else if (encoding === 'quoted-printable') text = decodeQuotedPrintable(body);
+    else text = body;
+    out.push({ head, text });
   }
   return out;
+}
+
+/** RFC 2045 §6.7: drop soft line breaks, decode `=XX` bytes. */
+export function decodeQuotedPrintable(body: string): string {
+  const unfolded = body.replace(/=\r?\n/g, '');
+  const bytes: number[] = [];
+  for (let i = 0; i < unfolded.length; i++) {
+    const hex = unfolded.slice(i + 1, i + 3);
+    if (unfolded[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(...Buffer.from(unfolded[i]!, 'utf8'));
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
 }
