@@ -1,0 +1,127 @@
+// The `vigil` command: check, run, serve. A thin shell over the compiler and the engine.
+
+import { createReadStream, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { renderDiagnostic } from '../core/diagnostics.js';
+import { compileSources, type SourceFile } from '../compiler/rule.js';
+import { replay } from './run.js';
+
+const USAGE = `usage:
+  vigil check FILES...                          compile rules; errors as file:line:col
+  vigil run RULES... --events FILE|- [--stream NAME] [--deliver]
+                                                evaluate rules over recorded NDJSON events
+  vigil serve [--host H] [--port P] [--data-dir D] [--rules-dir R] [--from-savepoint PATH] ...
+                                                run the service (see README)`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'check':
+      return check(rest);
+    case 'run':
+      return run(rest);
+    case 'serve': {
+      const { serve } = await import('./serve.js');
+      return serve(rest);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`vigil: unknown command '${command}'\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+/** Reads rules files; a directory stands for the `.vigil` files in it. */
+export function readRuleFiles(paths: string[]): { files: SourceFile[]; errors: string[] } {
+  const files: SourceFile[] = [];
+  const errors: string[] = [];
+  for (const p of paths) {
+    try {
+      if (statSync(p).isDirectory()) {
+        for (const f of readdirSync(p).filter((n) => n.endsWith('.vigil')).sort()) {
+          files.push({ file: join(p, f), text: readFileSync(join(p, f), 'utf8') });
+        }
+      } else files.push({ file: p, text: readFileSync(p, 'utf8') });
+    } catch (err) {
+      errors.push(`vigil: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return { files, errors };
+}
+
+function check(args: string[]): number {
+  if (args.length === 0) {
+    process.stderr.write('vigil check: name at least one rules file\n');
+    return 2;
+  }
+  const { files, errors } = readRuleFiles(args);
+  for (const e of errors) process.stderr.write(e + '\n');
+  const program = compileSources(files);
+  let nErrors = errors.length;
+  let nWarnings = 0;
+  for (const d of program.diagnostics) {
+    if (d.severity === 'error') nErrors++;
+    else nWarnings++;
+    process.stderr.write(renderDiagnostic(d, program.sources.get(d.file)) + '\n');
+  }
+  const summary = `${files.length} file(s): ${program.rules.length} rule(s), ${program.streams.size} stream(s), ${nErrors} error(s), ${nWarnings} warning(s)`;
+  (nErrors > 0 ? process.stderr : process.stdout).write(summary + '\n');
+  return nErrors > 0 ? 1 : 0;
+}
+
+async function run(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { events: { type: 'string' }, stream: { type: 'string' }, deliver: { type: 'boolean' } },
+    });
+  } catch (err) {
+    process.stderr.write(`vigil run: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length === 0 || values.events === undefined) {
+    process.stderr.write(`vigil run: name the rules files and --events FILE (or - for standard input)\n${USAGE}\n`);
+    return 2;
+  }
+  const { files, errors } = readRuleFiles(positionals);
+  for (const e of errors) process.stderr.write(e + '\n');
+  if (errors.length > 0) return 1;
+  const fromStdin = values.events === '-';
+  let input: NodeJS.ReadableStream & { once(ev: string, fn: (...a: unknown[]) => void): unknown };
+  try {
+    const stream = fromStdin ? process.stdin : createReadStream(values.events);
+    input = stream;
+    await new Promise<void>((resolve, reject) => {
+      if (fromStdin) return resolve();
+      stream.once('open', () => resolve());
+      stream.once('error', reject);
+    });
+  } catch (err) {
+    process.stderr.write(`vigil run: cannot read ${values.events}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+    return 1;
+  }
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  const out = process.stdout;
+  let delivery: { onAlert: Parameters<typeof replay>[0]['onAlert']; finish: () => Promise<number> } | undefined;
+  if (values.deliver) {
+    const { createReplayDelivery } = await import('./deliver.js');
+    delivery = createReplayDelivery((line) => process.stderr.write(line + '\n'));
+  }
+  const code = await replay(
+    { rules: files, events: lines, eventsName: fromStdin ? 'stdin' : values.events, stream: values.stream, onAlert: delivery?.onAlert },
+    (record) => out.write(JSON.stringify(record) + '\n'),
+    (line) => process.stderr.write(line + '\n'),
+  );
+  const deliveryCode = delivery ? await delivery.finish() : 0;
+  return code || deliveryCode;
+}

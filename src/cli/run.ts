@@ -1,0 +1,120 @@
+// `vigil run RULES... --events FILE|-`: evaluates rules over a recorded stream (service.md §1).
+// The input is bounded, so it ends with the watermark at +∞. Standard output carries only the
+// records (one JSON object per line: alert records, and late events as
+// `{"kind":"late","stream":...,"event":{...}}`); every warning and error goes to `errors`
+// (standard error). The golden corpus calls `runReplay`, the same code as the command.
+
+import type { AlertRecord, LateRecord } from '../core/alert.js';
+import { renderDiagnostic } from '../core/diagnostics.js';
+import type { EvalScope, Json } from '../core/event.js';
+import { compileSources, type CompiledAlert, type SourceFile } from '../compiler/rule.js';
+import { Engine } from '../runtime/engine.js';
+
+export interface ReplayInput {
+  rules: SourceFile[];
+  /** NDJSON text, or its lines as they are read. */
+  events: string | AsyncIterable<string>;
+  /** Name used in error messages for the events input. */
+  eventsName?: string;
+  /** Puts every line on this stream. */
+  stream?: string;
+  /** Called for each alert (e.g. to deliver it with `--deliver`). */
+  /** Called for each alert, synchronously, while `scope` still holds its match (e.g. for `--deliver`). */
+  onAlert?: (record: AlertRecord, alert: CompiledAlert, scope: EvalScope) => void;
+}
+
+export type OutputRecord = AlertRecord | LateRecord;
+
+export interface ReplayResult {
+  records: OutputRecord[];
+  errors: string[];
+  exitCode: number;
+}
+
+/** Runs a replay and collects its output. */
+export async function runReplay(input: ReplayInput): Promise<ReplayResult> {
+  const records: OutputRecord[] = [];
+  const errors: string[] = [];
+  const exitCode = await replay(input, (r) => records.push(r), (e) => errors.push(e));
+  return { records, errors, exitCode };
+}
+
+/** Runs a replay, streaming records and error lines to the callbacks; resolves to the exit code. */
+export async function replay(input: ReplayInput, onRecord: (r: OutputRecord) => void, onError: (line: string) => void): Promise<number> {
+  const program = compileSources(input.rules);
+  for (const d of program.diagnostics) onError(renderDiagnostic(d, program.sources.get(d.file)));
+  if (program.diagnostics.some((d) => d.severity === 'error')) return 1;
+
+  const engine = new Engine({
+    output: {
+      alert: (record, alert, _rule, scope) => {
+        onRecord(record);
+        input.onAlert?.(record, alert, scope);
+      },
+      late: (stream, event) => onRecord({ kind: 'late', stream, event: event.data }),
+    },
+  });
+  for (const s of program.streams.values()) engine.setStream(s);
+  for (const r of program.rules) engine.setRule(r);
+
+  const read = new Set<string>();
+  for (const r of program.rules) for (const s of r.streams) read.add(s);
+  if (input.stream !== undefined && !engine.streams.has(input.stream)) {
+    onError(`vigil run: unknown stream '${input.stream}' (the rules read: ${[...read].join(', ') || 'none'})`);
+    return 1;
+  }
+  const only = read.size === 1 ? [...read][0]! : undefined;
+  const name = input.eventsName ?? 'events';
+
+  let lineNo = 0;
+  const onLine = (line: string): void => {
+    lineNo++;
+    if (line.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      onError(`${name}:${lineNo}: invalid JSON: ${(err as Error).message}`);
+      return;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      onError(`${name}:${lineNo}: rejected: an event must be a JSON object`);
+      return;
+    }
+    const obj = value as { [k: string]: Json };
+    if ('$watermark' in obj) {
+      const w = obj.$watermark;
+      if (typeof w !== 'number' || !Number.isFinite(w)) onError(`${name}:${lineNo}: rejected: "$watermark" must be a number (epoch ms)`);
+      else engine.advanceWatermark(w);
+      return;
+    }
+    let stream = input.stream;
+    let event: { [k: string]: Json } = obj;
+    if ('$stream' in obj) {
+      const { $stream, ...rest } = obj;
+      event = rest;
+      if (stream === undefined) {
+        if (typeof $stream !== 'string') {
+          onError(`${name}:${lineNo}: rejected: "$stream" must be a stream name`);
+          return;
+        }
+        stream = $stream;
+      }
+    }
+    stream ??= only;
+    if (stream === undefined) {
+      onError(`${name}:${lineNo}: rejected: cannot tell the stream of this event: the rules read ${[...read].join(', ')}; use --stream NAME or a "$stream" field`);
+      return;
+    }
+    const result = engine.ingest(stream, event, Date.now());
+    if (result.status === 'rejected') onError(`${name}:${lineNo}: rejected: ${result.error}`);
+  };
+
+  if (typeof input.events === 'string') {
+    for (const line of input.events.split('\n')) onLine(line);
+  } else {
+    for await (const line of input.events) onLine(line);
+  }
+  engine.end();
+  return 0;
+}

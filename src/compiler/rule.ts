@@ -1,0 +1,516 @@
+// The rule compiler: parsed files → checked, compiled rules and streams (language §2–§6).
+// Collects every diagnostic it can (with positions) and never throws on user input. Conditions
+// and templates compile through expressions.ts; patterns become an NFA graph (nfa/graph.ts).
+
+import type { Diagnostic, Span } from '../core/diagnostics.js';
+import { diagnostic } from '../core/diagnostics.js';
+import type {
+  AlertClause,
+  DurationLit,
+  Expr,
+  Link,
+  NumberLit,
+  Pattern,
+  PatternElement,
+  Program,
+  RuleClause,
+  RuleDecl,
+  SettingValue,
+  SinkClause,
+  Step,
+} from '../dsl/ast.js';
+import { parseProgram } from '../dsl/parser.js';
+import { ANY, buildGraph, GraphTooLarge, RELAXED, STRICT, type Contiguity, type NfaGraph, type PatternPlan, type SequencePlan } from '../nfa/graph.js';
+import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';
+import { compileCondition, compileTemplate, compileValue, type Evaluator, type TemplateRenderer } from './expressions.js';
+import { compileStreams, implicitStream, type CompiledStream } from './streams.js';
+
+export const DEFAULT_MAX_PARTIALS = 10_000;
+
+export type CompiledSink =
+  | { kind: 'webhook'; url: string; headers: { name: string; value: string }[]; secret: string | null }
+  | { kind: 'email'; to: string[]; subject: TemplateRenderer | null }
+  | { kind: 'mqtt'; topic: TemplateRenderer; qos: 0 | 1 | 2; retain: boolean }
+  | { kind: 'log' };
+
+export interface CompiledAlert {
+  severity: string;
+  message: TemplateRenderer;
+  sinks: CompiledSink[];
+}
+
+export interface CompiledRule {
+  name: string;
+  title: string | null;
+  version: number;
+  file: string;
+  span: Span;
+  /** The rule's own source text. */
+  text: string;
+  streams: string[];
+  /** Per stream read: the key of an event of that stream (`by`, else the stream's `key`); null: unkeyed. */
+  keyOf: Map<string, Evaluator | null>;
+  stepNames: string[];
+  graph: NfaGraph;
+  nfa: NfaOptions;
+  alert: CompiledAlert;
+  onTimeout: CompiledAlert | null;
+  throttle: { count: number; perMs: number; by: Evaluator | null } | null;
+  /**
+   * Identity of what decides matching (streams, key, pattern, within, skip, max partials),
+   * without positions: equal fingerprints mean partial matches can be kept across versions.
+   */
+  fingerprint: string;
+}
+
+export interface CompileOptions {
+  /** Values for `env("NAME")` in sink settings (default: process.env). */
+  env?: Record<string, string | undefined>;
+}
+
+export interface CompiledProgram {
+  rules: CompiledRule[];
+  streams: Map<string, CompiledStream>;
+  diagnostics: Diagnostic[];
+  /** File name → source text, for rendering diagnostics. */
+  sources: Map<string, string>;
+}
+
+export interface SourceFile {
+  file: string;
+  text: string;
+}
+
+/** Parses and compiles rules files together (a rule may read a stream declared in another file). */
+export function compileSources(files: SourceFile[], options: CompileOptions = {}): CompiledProgram {
+  const diagnostics: Diagnostic[] = [];
+  const programs: Program[] = [];
+  const sources = new Map<string, string>();
+  for (const f of files) {
+    sources.set(f.file, f.text);
+    const parsed = parseProgram(f.text, f.file);
+    diagnostics.push(...parsed.diagnostics);
+    programs.push(parsed.program);
+  }
+  const compiled = compilePrograms(programs, options);
+  diagnostics.push(...compiled.diagnostics);
+  return { rules: compiled.rules, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
+}
+
+export function compilePrograms(programs: Program[], options: CompileOptions = {}): Omit<CompiledProgram, 'sources'> {
+  const diagnostics: Diagnostic[] = [];
+  const streams = compileStreams(programs, diagnostics);
+  const rules: CompiledRule[] = [];
+  const seen = new Map<string, RuleDecl>();
+  for (const program of programs) {
+    for (const decl of program.decls) {
+      if (decl.kind !== 'rule') continue;
+      const before = seen.get(decl.name.name);
+      if (before) {
+        diagnostics.push(
+          diagnostic('error', 'compile/duplicate-rule', `rule '${decl.name.name}' is declared twice (first at line ${before.name.span.line})`, program.file, decl.name.span),
+        );
+        continue;
+      }
+      seen.set(decl.name.name, decl);
+      const rule = new RuleCompiler(program, decl, streams, diagnostics, options).compile();
+      if (rule) rules.push(rule);
+    }
+  }
+  return { rules, streams, diagnostics };
+}
+
+function sortDiagnostics(d: Diagnostic[]): Diagnostic[] {
+  return d
+    .map((x, i) => ({ x, i }))
+    .sort((a, b) => (a.x.file === b.x.file ? a.x.offset - b.x.offset || a.i - b.i : 0))
+    .map((p) => p.x);
+}
+
+const LINK: Record<Link, Contiguity> = { next: STRICT, then: RELAXED, thenAny: ANY };
+
+class RuleCompiler {
+  private readonly file: string;
+  private readonly start: number;
+  private readonly stepNames = new Map<string, number>();
+  private readonly positive = new Set<string>();
+
+  constructor(
+    private readonly program: Program,
+    private readonly decl: RuleDecl,
+    private readonly streams: Map<string, CompiledStream>,
+    private readonly diagnostics: Diagnostic[],
+    private readonly options: CompileOptions,
+  ) {
+    this.file = program.file;
+    this.start = diagnostics.length;
+  }
+
+  private error(code: string, message: string, span: Span): void {
+    this.diagnostics.push(diagnostic('error', code, message, this.file, span));
+  }
+  private warn(code: string, message: string, span: Span): void {
+    this.diagnostics.push(diagnostic('warning', code, message, this.file, span));
+  }
+
+  compile(): CompiledRule | null {
+    const d = this.decl;
+    const clauses = this.uniqueClauses(d.clauses);
+    const from = clauses.get('from') as Extract<RuleClause, { kind: 'from' }> | undefined;
+    const match = clauses.get('match') as Extract<RuleClause, { kind: 'match' }> | undefined;
+    if (!from) this.error('compile/missing-from', `rule '${d.name.name}' has no 'from' clause`, d.name.span);
+    if (!match) this.error('compile/missing-match', `rule '${d.name.name}' has no 'match' clause`, d.name.span);
+
+    // Streams and the key.
+    const streamNames: string[] = [];
+    const keyOf = new Map<string, Evaluator | null>();
+    if (from) {
+      const by = from.by ? compileValue(from.by, this.ctx({ kind: 'event' })) : null;
+      for (const s of from.streams) {
+        if (streamNames.includes(s.name)) {
+          this.error('compile/duplicate-stream', `stream '${s.name}' is named twice`, s.span);
+          continue;
+        }
+        let stream = this.streams.get(s.name);
+        if (!stream) {
+          stream = implicitStream(s.name);
+          this.streams.set(s.name, stream);
+        }
+        if (!stream.declared) {
+          this.warn(
+            'compile/implicit-stream',
+            `stream '${s.name}' is not declared: it is read as an implicit stream (no schema, arrival time as event time, watermark 0s)`,
+            s.span,
+          );
+        }
+        streamNames.push(s.name);
+        keyOf.set(s.name, by ?? stream.keyOf);
+      }
+      if (!from.by && streamNames.length > 1) {
+        const keyed = streamNames.filter((n) => this.streams.get(n)!.keyOf !== null);
+        if (keyed.length > 0 && keyed.length < streamNames.length) {
+          this.error('compile/key-mismatch', `streams ${streamNames.map((n) => `'${n}'`).join(', ')} do not all declare a key: add 'by EXPR'`, from.span);
+        }
+      }
+    }
+
+    // The pattern.
+    let graph: NfaGraph | null = null;
+    if (match) {
+      this.collectStepNames(match.pattern);
+      this.checkPattern(match.pattern, true);
+      const plan = this.planSequence(match.pattern, new Set());
+      if (this.ok()) {
+        try {
+          graph = buildGraph(plan);
+        } catch (err) {
+          if (!(err instanceof GraphTooLarge)) throw err;
+          this.error('compile/pattern-too-large', 'the pattern unrolls into too many steps (groups with large counts); simplify it', match.pattern.span);
+        }
+      }
+    }
+
+    const within = clauses.get('within') as Extract<RuleClause, { kind: 'within' }> | undefined;
+    if (within && within.duration.ms <= 0) this.error('compile/bad-within', "'within' must be a positive duration", within.duration.span);
+
+    const skipClause = clauses.get('skip') as Extract<RuleClause, { kind: 'skip' }> | undefined;
+    const skip: SkipStrategy = skipClause?.strategy ?? 'pastLast';
+    let skipNameId = -1;
+    if (skipClause?.step) {
+      if (!this.positive.has(skipClause.step.name)) {
+        this.error('compile/unknown-step', `'${skipClause.step.name}' is not a step of this rule's pattern`, skipClause.step.span);
+      } else skipNameId = this.stepNames.get(skipClause.step.name)!;
+    }
+
+    const maxPartials = this.count(clauses.get('maxPartials') as { count: NumberLit } | undefined, DEFAULT_MAX_PARTIALS, 'max partials');
+
+    const alertClause = clauses.get('alert') as AlertClause | undefined;
+    const timeoutClause = clauses.get('onTimeout') as AlertClause | undefined;
+    const alert = alertClause
+      ? this.compileAlert(alertClause)
+      : { severity: 'info', message: () => d.title?.value ?? d.name.name, sinks: [] };
+    const onTimeout = timeoutClause ? this.compileAlert(timeoutClause) : null;
+
+    const throttleClause = clauses.get('throttle') as Extract<RuleClause, { kind: 'throttle' }> | undefined;
+    let throttle: CompiledRule['throttle'] = null;
+    if (throttleClause) {
+      const count = this.count(throttleClause, 1, 'throttle');
+      if (throttleClause.per.ms <= 0) this.error('compile/bad-throttle', "'throttle ... per' must be a positive duration", throttleClause.per.span);
+      const by = throttleClause.by ? compileValue(throttleClause.by, this.ctx({ kind: 'template' })) : null;
+      throttle = { count, perMs: throttleClause.per.ms, by };
+    }
+
+    // A strategy that releases matches in start order can hold a match while an earlier
+    // partial match lives; without `within` that wait has no bound (language §6).
+    if (match && !within && skip !== 'none' && this.canHold(match.pattern)) {
+      this.warn(
+        'compile/unbounded-wait',
+        `rule '${d.name.name}' has no 'within': with 'skip ${skipText(skip)}' a finished match can wait without bound for an earlier partial match; add 'within D' or 'skip none'`,
+        d.name.span,
+      );
+    }
+
+    if (!this.ok() || !graph || !from) return null;
+    const names: string[] = [];
+    for (const [name, id] of this.stepNames) names[id] = name;
+    return {
+      name: d.name.name,
+      title: d.title?.value ?? null,
+      version: 1,
+      file: this.file,
+      span: d.span,
+      text: this.program.source.slice(d.span.offset, d.span.endOffset),
+      streams: streamNames,
+      keyOf,
+      stepNames: names,
+      graph,
+      nfa: { withinMs: within ? within.duration.ms : null, skip, skipNameId, maxPartials },
+      alert,
+      onTimeout,
+      throttle,
+      fingerprint: JSON.stringify(
+        stripSpans({ from, match, within: within?.duration.ms ?? null, skip, skipStep: skipClause?.step?.name ?? null, maxPartials }),
+      ),
+    };
+  }
+
+  private ok(): boolean {
+    for (let i = this.start; i < this.diagnostics.length; i++) if (this.diagnostics[i]!.severity === 'error') return false;
+    return true;
+  }
+
+  private ctx(place: Parameters<typeof compileValue>[1]['place']) {
+    return { file: this.file, diagnostics: this.diagnostics, stepNames: this.stepNames, place };
+  }
+
+  private uniqueClauses(clauses: RuleClause[]): Map<string, RuleClause> {
+    const out = new Map<string, RuleClause>();
+    for (const c of clauses) {
+      const k = c.kind === 'alert' && c.onTimeout ? 'onTimeout' : c.kind;
+      if (out.has(k)) {
+        this.error('compile/duplicate-clause', `the '${clauseName(k)}' clause is given twice`, c.span);
+        continue;
+      }
+      out.set(k, c);
+    }
+    return out;
+  }
+
+  private count(c: { count: NumberLit } | undefined, dflt: number, what: string): number {
+    if (!c) return dflt;
+    const n = c.count.value;
+    if (!Number.isInteger(n) || n < 1) {
+      this.error('compile/bad-count', `'${what}' needs a whole number of at least 1`, c.count.span);
+      return dflt;
+    }
+    return n;
+  }
+
+  // -------------------------------------------------------------- pattern checks
+
+  private collectStepNames(p: Pattern): void {
+    for (const el of p.elements) {
+      if (el.kind === 'group') {
+        this.collectStepNames(el.pattern);
+        continue;
+      }
+      const name = el.name.name;
+      if (this.stepNames.has(name)) {
+        this.error('compile/duplicate-step', `step name '${name}' is used twice in this pattern`, el.name.span);
+        continue;
+      }
+      this.stepNames.set(name, this.stepNames.size);
+      if (!el.negated) this.positive.add(name);
+    }
+  }
+
+  private checkPattern(p: Pattern, topLevel: boolean): void {
+    const els = p.elements;
+    els.forEach((el, i) => {
+      const last = i === els.length - 1;
+      if (el.kind === 'group') {
+        if (el.quantifier) this.checkQuantifier(el.quantifier);
+        const inner = el.pattern.elements;
+        if (inner.length > 0 && inner[inner.length - 1]!.kind === 'step' && (inner[inner.length - 1] as Step).negated) {
+          this.error('compile/negation-ends-group', 'a group cannot end with a negated step', inner[inner.length - 1]!.span);
+        }
+        if (inner.length > 0 && inner[0]!.kind === 'step' && (inner[0] as Step).negated) {
+          this.error('compile/negated-first-step', 'a group cannot start with a negated step', inner[0]!.span);
+        }
+        this.checkPattern(el.pattern, false);
+        return;
+      }
+      if (el.quantifier) this.checkQuantifier(el.quantifier);
+      const looping = (el.quantifier?.max ?? 1) > 1;
+      const mods = new Set<string>();
+      for (const m of el.modifiers) {
+        if (mods.has(m.kind)) this.error('compile/duplicate-modifier', `'${m.kind}' is given twice`, m.span);
+        mods.add(m.kind);
+        if (el.negated) this.error('compile/modifier-on-negation', `a negated step takes no '${m.kind}'`, m.span);
+        else if (!looping) this.error('compile/modifier-needs-loop', `'${m.kind}' applies to a repeated step (+, *, {n,}, {n,m} with m > 1)`, m.span);
+      }
+      if (mods.has('consecutive') && mods.has('combinations')) {
+        this.error('compile/conflicting-modifiers', "'consecutive' and 'combinations' cannot both be given", el.span);
+      }
+      if (!el.negated) {
+        if (el.absence) this.error('compile/absence-needs-then-not', "'for D' belongs to an absence step: 'then not NAME: CONDITION for D'", el.absence.span);
+        return;
+      }
+      if (topLevel && i === 0) this.error('compile/negated-first-step', 'a pattern cannot start with a negated step', el.span);
+      if (el.quantifier) this.error('compile/quantified-negation', 'a negated step cannot have a quantifier', el.quantifier.span);
+      const linkBefore = i > 0 ? p.links[i - 1]!.link : null;
+      if (el.absence) {
+        if (!topLevel || !last) this.error('compile/absence-not-last', "an absence ('then not ... for D') must be the last step of the pattern", el.absence.span);
+        else if (linkBefore === 'next') this.error('compile/absence-needs-then-not', "an absence is written 'then not NAME: CONDITION for D'", el.span);
+        if (el.absence.ms <= 0) this.error('compile/bad-duration', 'the absence duration must be positive', el.absence.span);
+      } else if (topLevel && last && linkBefore !== 'next') {
+        this.error('compile/trailing-then-not', "a pattern cannot end with 'then not' without a duration: write 'then not NAME: CONDITION for D'", el.span);
+      }
+    });
+  }
+
+  private checkQuantifier(q: { min: number; max: number; text: string; span: Span }): void {
+    if (q.max === 0) this.error('compile/zero-quantifier', `'${q.text}' allows no event: use at least {1}`, q.span);
+    else if (q.min > q.max) this.error('compile/bad-quantifier', `'${q.text}': the minimum is larger than the maximum`, q.span);
+  }
+
+  /** Can a partial match outlive its first event (so that a finished match may wait for it)? */
+  private canHold(p: Pattern): boolean {
+    const positives = p.elements.filter((e) => e.kind === 'group' || !e.negated);
+    return p.elements.length > 1 || positives.some((e) => (e.kind === 'group' ? true : (e.quantifier?.max ?? 1) > 1));
+  }
+
+  // -------------------------------------------------------------- lowering to a graph plan
+
+  /** `bound`: names of positive steps that come before (conditions may refer to them). */
+  private planSequence(p: Pattern, bound: Set<string>): SequencePlan {
+    const elements: PatternPlan[] = [];
+    for (const el of p.elements) elements.push(this.planElement(el, bound));
+    return {
+      elements,
+      links: p.links.map((l) => LINK[l.link]),
+      linkIsNext: p.links.map((l) => l.link === 'next'),
+    };
+  }
+
+  private planElement(el: PatternElement, bound: Set<string>): PatternPlan {
+    if (el.kind === 'group') {
+      // Inside a group every step may refer to steps bound earlier in the same repetition and
+      // before the group; the group's own steps collect events across repetitions.
+      const seq = this.planSequence(el.pattern, bound);
+      return {
+        kind: 'group',
+        elements: seq.elements,
+        links: seq.links,
+        linkIsNext: seq.linkIsNext,
+        min: el.quantifier?.min ?? 1,
+        max: el.quantifier?.max ?? 1,
+        span: el.span,
+      };
+    }
+    const name = el.name.name;
+    const snapshot = new Set(bound);
+    const cond = compileCondition(el.condition, this.ctx({ kind: 'condition', step: name, bound: snapshot }));
+    const untilMod = el.modifiers.find((m) => m.kind === 'until');
+    const until = untilMod && untilMod.kind === 'until' ? compileCondition(untilMod.condition, this.ctx({ kind: 'until', step: name, bound: snapshot })) : null;
+    const has = (k: string) => el.modifiers.some((m) => m.kind === k);
+    if (!el.negated) bound.add(name);
+    return {
+      kind: 'step',
+      negated: el.negated,
+      name,
+      nameId: this.stepNames.get(name) ?? 0,
+      cond,
+      until,
+      min: el.quantifier?.min ?? 1,
+      max: el.quantifier?.max ?? 1,
+      loop: has('consecutive') ? STRICT : has('combinations') ? ANY : RELAXED,
+      greedy: has('greedy'),
+      absenceMs: el.absence ? el.absence.ms : null,
+      span: el.span,
+    };
+  }
+
+  // -------------------------------------------------------------- alerts and sinks
+
+  private compileAlert(c: AlertClause): CompiledAlert {
+    const message = compileTemplate(c.message, this.ctx({ kind: 'template' }));
+    const sinks: CompiledSink[] = [];
+    for (const s of c.sinks) {
+      const sink = this.compileSink(s);
+      if (sink) sinks.push(sink);
+    }
+    return { severity: c.severity.name, message, sinks };
+  }
+
+  private setting(v: SettingValue): string {
+    if (v.kind === 'string') return v.value;
+    const env = this.options.env ?? process.env;
+    const value = env[v.name];
+    if (value === undefined) {
+      this.warn('compile/env-unset', `environment variable '${v.name}' is not set`, v.span);
+      return '';
+    }
+    return value;
+  }
+
+  private compileSink(s: SinkClause): CompiledSink | null {
+    switch (s.kind) {
+      case 'webhook': {
+        const url = this.setting(s.url);
+        if (s.url.kind === 'string' && !isHttpUrl(url)) {
+          this.error('compile/bad-url', `'${url}' is not an http(s) URL`, s.url.span);
+        }
+        return {
+          kind: 'webhook',
+          url,
+          headers: s.headers.map((h) => ({ name: h.name.value, value: this.setting(h.value) })),
+          secret: s.secret ? this.setting(s.secret) : null,
+        };
+      }
+      case 'email': {
+        const to = s.to.map((a) => {
+          const v = this.setting(a);
+          if (a.kind === 'string' && !/^[^\s@]+@[^\s@]+$/.test(v)) this.error('compile/bad-address', `'${v}' is not an email address`, a.span);
+          return v;
+        });
+        return { kind: 'email', to, subject: s.subject ? compileTemplate(s.subject, this.ctx({ kind: 'template' })) : null };
+      }
+      case 'mqtt':
+        return { kind: 'mqtt', topic: compileTemplate(s.topic, this.ctx({ kind: 'template' })), qos: s.qos ?? 1, retain: s.retain };
+      case 'log':
+        return { kind: 'log' };
+    }
+  }
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function clauseName(kind: string): string {
+  return kind === 'onTimeout' ? 'on timeout' : kind === 'maxPartials' ? 'max partials' : kind;
+}
+
+function skipText(s: SkipStrategy): string {
+  return { none: 'none', toNext: 'to next', pastLast: 'past last', toFirst: 'to first', toLast: 'to last' }[s];
+}
+
+/** A copy of a syntax tree without positions (for fingerprints). */
+export function stripSpans(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(stripSpans);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) if (k !== 'span' && k !== 'propertySpan' && k !== 'nameSpan' && k !== 'typeSpan') out[k] = stripSpans(x);
+    return out;
+  }
+  if (v === Infinity) return 'Infinity';
+  return v;
+}
+
+export type { DurationLit, Expr };

@@ -1,0 +1,180 @@
+// The engine: streams with their watermarks, late side output, and the loaded rules
+// (language §8). One Engine serves `vigil run`, backtests and the live service; it is a
+// deterministic function of its inputs (events with their arrival times, watermark markers,
+// idle ticks, rule changes), so the service can rebuild it by replaying its log.
+// No I/O here: alerts and late events go to the `EngineOutput` callbacks, synchronously.
+
+import type { AlertRecord } from '../core/alert.js';
+import type { EvalScope, Json, StreamEvent } from '../core/event.js';
+import type { CompiledAlert, CompiledRule } from '../compiler/rule.js';
+import { checkEvent, implicitStream, type CompiledStream } from '../compiler/streams.js';
+import { RuleRuntime } from './rule-runtime.js';
+
+export interface EngineOutput {
+  alert(record: AlertRecord, alert: CompiledAlert, rule: CompiledRule, scope: EvalScope): void;
+  late(stream: string, event: StreamEvent): void;
+}
+
+export type IngestResult = { status: 'accepted' } | { status: 'late' } | { status: 'rejected'; error: string };
+
+export interface StreamCounters {
+  accepted: number;
+  late: number;
+  rejected: number;
+}
+
+export class StreamRuntime {
+  maxTime = -Infinity;
+  watermark = -Infinity;
+  /** Wall clock of the last event (for `idle`). */
+  lastArrival = -Infinity;
+  readonly counters: StreamCounters = { accepted: 0, late: 0, rejected: 0 };
+  readonly rules: RuleRuntime[] = [];
+  constructor(public compiled: CompiledStream) {}
+}
+
+export interface EngineOptions {
+  /** The wall clock (ms), for `detectedAt`. */
+  now?: () => number;
+  output: EngineOutput;
+}
+
+export class Engine {
+  readonly streams = new Map<string, StreamRuntime>();
+  /** Loaded rules by name, in load order. */
+  readonly rules = new Map<string, RuleRuntime>();
+  /** The next arrival sequence number (identity of the next accepted event). */
+  seq = 0;
+  readonly now: () => number;
+  private readonly scope: EvalScope = { candidate: null, bound: null, key: null, time: 0 };
+  private readonly output: EngineOutput;
+
+  constructor(options: EngineOptions) {
+    this.now = options.now ?? Date.now;
+    this.output = options.output;
+  }
+
+  /** Declares or redeclares a stream (its runtime state, watermark included, is kept). */
+  setStream(compiled: CompiledStream): StreamRuntime {
+    const existing = this.streams.get(compiled.name);
+    if (existing) {
+      if (compiled.declared || !existing.compiled.declared) existing.compiled = compiled;
+      return existing;
+    }
+    const st = new StreamRuntime(compiled);
+    this.streams.set(compiled.name, st);
+    return st;
+  }
+
+  /** Loads a rule version; a rule of the same name is replaced (its state dropped unless `keep`). */
+  setRule(rule: CompiledRule, keep?: RuleRuntime): RuleRuntime {
+    this.removeRule(rule.name);
+    const rr = new RuleRuntime(rule, this.scope, this.now, (record, alert, r, scope) => this.output.alert(record, alert, r.rule, scope));
+    if (keep) {
+      for (const [k, ks] of keep.keys) rr.keys.set(k, ks);
+      rr.adoptFrom(keep);
+    }
+    for (const name of rule.streams) {
+      const st = this.streams.get(name) ?? this.setStream(implicitStream(name));
+      st.rules.push(rr);
+    }
+    this.rules.set(rule.name, rr);
+    rr.watermark = keep ? keep.watermark : this.ruleWatermark(rr);
+    return rr;
+  }
+
+  removeRule(name: string): RuleRuntime | undefined {
+    const rr = this.rules.get(name);
+    if (!rr) return undefined;
+    this.rules.delete(name);
+    for (const st of this.streams.values()) {
+      const i = st.rules.indexOf(rr);
+      if (i >= 0) st.rules.splice(i, 1);
+    }
+    return rr;
+  }
+
+  /**
+   * Offers one event to a stream. Rejected: not an object, bad time or key, schema broken.
+   * Late: time below the stream's watermark (kept on the late side output, never matched).
+   */
+  ingest(streamName: string, data: unknown, arrivalTime: number, topic?: string): IngestResult {
+    const st = this.streams.get(streamName);
+    if (!st) return { status: 'rejected', error: `unknown stream '${streamName}'` };
+    const checked = checkEvent(st.compiled, data, arrivalTime, this.scope);
+    if (!checked.ok) {
+      st.counters.rejected++;
+      return { status: 'rejected', error: checked.error };
+    }
+    // Without a time field, event time is the arrival time, never going backwards.
+    const time = st.compiled.timeOf === null ? Math.max(checked.time, st.maxTime) : checked.time;
+    st.lastArrival = arrivalTime;
+    const e: StreamEvent = { data: data as { [k: string]: Json }, time, seq: this.seq++, stream: streamName, topic };
+    if (time < st.watermark) {
+      st.counters.late++;
+      this.output.late(streamName, e);
+      return { status: 'late' };
+    }
+    st.counters.accepted++;
+    if (time > st.maxTime) {
+      st.maxTime = time;
+      const w = time - st.compiled.watermarkMs;
+      if (w > st.watermark) st.watermark = w;
+    }
+    const rules = st.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const rr = rules[i]!;
+      rr.receive(e, rr.rule.streams.length === 1 ? st.watermark : this.ruleWatermark(rr));
+    }
+    return { status: 'accepted' };
+  }
+
+  /** A watermark marker (`{"$watermark": N}`): W = max(W, N) for the given streams (all when omitted). */
+  advanceWatermark(watermark: number, streamNames?: Iterable<string>): void {
+    const touched = new Set<RuleRuntime>();
+    for (const name of streamNames ?? this.streams.keys()) {
+      const st = this.streams.get(name);
+      if (!st || watermark <= st.watermark) continue;
+      st.watermark = watermark;
+      for (const rr of st.rules) touched.add(rr);
+    }
+    this.advanceRules(touched);
+  }
+
+  /** Wall-clock tick: a stream with `idle D` quiet for D follows the wall clock (language §3). */
+  tick(now: number): void {
+    const touched = new Set<RuleRuntime>();
+    for (const st of this.streams.values()) {
+      const idle = st.compiled.idleMs;
+      if (idle === null || now - st.lastArrival < idle) continue;
+      const w = now - st.compiled.watermarkMs;
+      if (w <= st.watermark) continue;
+      st.watermark = w;
+      for (const rr of st.rules) touched.add(rr);
+    }
+    this.advanceRules(touched);
+  }
+
+  /** The end of a bounded input: W = +∞ everywhere; every buffered event and every timer fires. */
+  end(): void {
+    this.advanceWatermark(Infinity);
+    // Rules whose streams were all at +∞ already still owe their end-of-input pass.
+    for (const rr of this.rules.values()) rr.advance(Infinity);
+  }
+
+  private advanceRules(touched: Set<RuleRuntime>): void {
+    // Rules are served in load order.
+    for (const rr of this.rules.values()) if (touched.has(rr)) rr.advance(this.ruleWatermark(rr));
+  }
+
+  /** A rule reading several streams uses the least of their watermarks. */
+  ruleWatermark(rr: RuleRuntime): number {
+    let w = Infinity;
+    for (const name of rr.rule.streams) {
+      const st = this.streams.get(name);
+      const sw = st ? st.watermark : -Infinity;
+      if (sw < w) w = sw;
+    }
+    return w;
+  }
+}
