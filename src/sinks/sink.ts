@@ -77,6 +77,32 @@ export function redact(text: string, secrets: readonly (string | null | undefine
   return out;
 }
 
+/**
+ * `redact`, then cut to at most `max` characters without leaving the beginning of a secret
+ * at the cut: redacting first and cutting second means a secret straddling the cut would
+ * otherwise leak its first half.
+ */
+export function redactAndTruncate(text: string, max: number, secrets: readonly (string | null | undefined)[]): string {
+  const redacted = redact(text, secrets);
+  if (redacted.length <= max) return redacted;
+  let out = redacted.slice(0, max);
+  // Repeat until stable: cutting one secret's head may expose another's.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const secret of secrets) {
+      if (!secret || secret.length < 4) continue;
+      for (let k = Math.min(secret.length - 1, out.length); k >= 1; k--) {
+        if (out.endsWith(secret.slice(0, k))) {
+          out = out.slice(0, out.length - k);
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+  return `${out}…`;
+}
+
 /** The reason of an aborted signal as error text ("aborted: timeout after 100 ms"). */
 export function abortText(signal: AbortSignal): string {
   const reason: unknown = signal.reason;

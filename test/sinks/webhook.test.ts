@@ -10,6 +10,7 @@ import {
   verifySignature,
   WebhookSink,
 } from '../../src/sinks/webhook/webhook-sink.js';
+import { redactAndTruncate } from '../../src/sinks/sink.js';
 import { sampleAlert } from '../helpers/alert-fixture.js';
 import { refusedUrl, startHttpReceiver, type HttpReceiver } from '../helpers/http-receiver.js';
 
@@ -189,12 +190,24 @@ describe('webhook sink', () => {
     const hex = signature.slice('sha256='.length);
     if (!outcome.ok) {
       expect(outcome.error).toContain('answered 500');
+      // Not even a piece of one: the echoed body is cut to a snippet, maybe mid-signature.
       for (const secret of [SECRET, signature, hex, token]) expect(outcome.error).not.toContain(secret);
+      for (const secret of [SECRET, hex, token]) expect(outcome.error).not.toContain(secret.slice(0, 8));
     }
 
     const refused = await sink.deliver(sampleAlert(), webhook(`http://user:${SECRET}@127.0.0.1:1/x`, { secret: SECRET }), never);
     expect(refused.ok).toBe(false);
     if (!refused.ok) expect(refused.error).not.toContain(SECRET);
+  });
+
+  it('redacts before cutting, so no secret is left half-shown at the cut', () => {
+    const secret = 'abcdefghijklmnop';
+    for (let cut = 1; cut < 40; cut++) {
+      const text = redactAndTruncate(`${'x'.repeat(cut)}${secret}${'y'.repeat(40)}`, 20, [secret]);
+      expect(text.length).toBeLessThanOrEqual(21);
+      expect(text).not.toContain(secret.slice(0, 4));
+    }
+    expect(redactAndTruncate(`key=${secret}`, 100, [secret])).toBe('key=[redacted]');
   });
 
   it('leaves no socket open after close()', async () => {

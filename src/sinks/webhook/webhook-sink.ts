@@ -39,6 +39,7 @@ import {
   errorText,
   permanent,
   redact,
+  redactAndTruncate,
   retryable,
   wrongKind,
   type DeliveryOutcome,
@@ -56,8 +57,13 @@ const RESERVED_HEADERS = new Set(
   ['content-type', 'content-length', 'user-agent', 'idempotency-key', 'x-vigil-timestamp', 'x-vigil-signature', 'host', 'connection', 'transfer-encoding'],
 );
 
-/** Bytes of a failed response's body kept for the error text. */
-const ERROR_BODY_BYTES = 256;
+/** Characters of a failed response's body shown in the error text. */
+const ERROR_SNIPPET_CHARS = 256;
+/**
+ * Bytes of a failed response's body read for the snippet. More than the snippet: secrets
+ * are redacted in the whole of it before it is cut (a receiver may echo our headers).
+ */
+const ERROR_BODY_BYTES = 8192;
 /** A response body larger than this is not drained for keep-alive: the socket is dropped. */
 const MAX_DRAIN_BYTES = 1 << 20;
 
@@ -176,7 +182,8 @@ export class WebhookSink implements Sink {
       const response = await this.#post(url, headers, body, signal);
       const { status } = response;
       if (status >= 200 && status < 300) return delivered;
-      const snippet = response.snippet ? `: ${response.snippet}` : '';
+      const shown = redactAndTruncate(response.body.replace(/\s+/g, ' ').trim(), ERROR_SNIPPET_CHARS, secrets);
+      const snippet = shown ? `: ${shown}` : '';
       const text = `webhook ${target} answered ${status}${snippet}`;
       if (status === 408 || status === 429 || status >= 500) {
         const hint = status === 429 || status === 503 ? parseRetryAfter(response.retryAfter) : undefined;
@@ -208,7 +215,7 @@ export class WebhookSink implements Sink {
     headers: Record<string, string>,
     body: Buffer,
     signal: AbortSignal,
-  ): Promise<{ status: number; retryAfter: string | undefined; snippet: string }> {
+  ): Promise<{ status: number; retryAfter: string | undefined; body: string }> {
     return new Promise((resolve, reject) => {
       const client = url.protocol === 'https:' ? https : http;
       const request = client.request(url, {
@@ -235,11 +242,7 @@ export class WebhookSink implements Sink {
           resolve({
             status: response.statusCode ?? 0,
             retryAfter: headerValue(response.headers['retry-after']),
-            snippet: Buffer.concat(chunks)
-              .subarray(0, ERROR_BODY_BYTES)
-              .toString('utf8')
-              .replace(/\s+/g, ' ')
-              .trim(),
+            body: Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8'),
           });
         response.on('end', settle);
         // A body cut short still carries a status: the head is what classifies.
