@@ -427,7 +427,8 @@ class ExprCompiler {
       case '<=':
       case '>':
       case '>=':
-        if ((l.t === 'const' && l.v === null) || (r.t === 'const' && r.v === null)) {
+        // Only a written `null` warns; an operand that failed to compile is already an error.
+        if (le_.kind === 'null' || re_.kind === 'null') {
           this.warn(
             'compile/null-comparison',
             `a comparison with null is always false; use exists(x) to test for a missing field`,
@@ -730,9 +731,12 @@ class ExprCompiler {
   /** sum/avg/min/max of one argument: over a step path `v.f.g` (running), or over a list value. */
   aggregate(fn: string, e: Extract<Expr, { kind: 'call' }>): CNode {
     const argExpr = e.args[0]!;
+    const errorsBefore = this.ctx.diagnostics.length;
     const arg = this.node(argExpr);
     const kind = fn === 'sum' ? 0 : fn === 'avg' ? 1 : fn === 'min' ? 2 : 3;
     if (arg.t !== 'step') {
+      // A step reference that already failed (not bound, not allowed here) needs no second error.
+      if (this.ctx.diagnostics.slice(errorsBefore).some((d) => d.severity === 'error')) return NULL_NODE;
       if (referencedSteps(argExpr, this.ctx.stepNames).size > 0) {
         return this.error(
           'compile/aggregate-arg',
