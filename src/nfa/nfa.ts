@@ -299,42 +299,45 @@ export class Nfa {
   }
 
   private prune(ks: KeyState, m: Completed, out: NfaOutput): void {
-    let time: number;
-    let seq: number;
-    let inclusive = false;
+    let keep: (startTime: number, startSeq: number) => boolean;
     switch (this.options.skip) {
-      case 'toNext': {
-        const before = ks.runs.length + ks.completed.length;
-        ks.runs = ks.runs.filter((r) => r.startSeq !== m.startSeq);
-        ks.completed = ks.completed.filter((c) => c.startSeq !== m.startSeq);
-        const n = before - ks.runs.length - ks.completed.length;
-        if (n > 0) out.discarded('skip', n);
-        return;
-      }
-      case 'pastLast':
-        time = m.bound.event.time;
-        seq = m.bound.event.seq;
-        inclusive = true;
+      case 'toNext':
+        keep = (_t, startSeq) => startSeq !== m.startSeq;
         break;
+      case 'pastLast': {
+        const { time, seq } = m.bound.event;
+        keep = (t, q) => t > time || (t === time && q > seq);
+        break;
+      }
       case 'toFirst':
       case 'toLast': {
         const target = this.boundTo(m.bound, this.options.skipNameId, this.options.skip === 'toFirst');
         if (target === null) return; // v bound nothing: skip none for this match
-        time = target.time;
-        seq = target.seq;
+        const { time, seq } = target;
+        keep = (t, q) => t > time || (t === time && q >= seq);
         break;
       }
       default:
         return;
     }
-    const keep = (startTime: number, startSeq: number): boolean =>
-      inclusive
-        ? startTime > time || (startTime === time && startSeq > seq)
-        : startTime > time || (startTime === time && startSeq >= seq);
-    const before = ks.runs.length + ks.completed.length;
-    ks.runs = ks.runs.filter((r) => keep(r.startTime, r.startSeq));
-    ks.completed = ks.completed.filter((c) => keep(c.startTime, c.startSeq));
-    const n = before - ks.runs.length - ks.completed.length;
+    // In place: release() and process() hold these arrays.
+    let n = 0;
+    const runs = ks.runs;
+    let w = 0;
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
+      if (keep(r.startTime, r.startSeq)) runs[w++] = r;
+    }
+    n += runs.length - w;
+    runs.length = w;
+    const completed = ks.completed;
+    w = 0;
+    for (let i = 0; i < completed.length; i++) {
+      const c = completed[i]!;
+      if (keep(c.startTime, c.startSeq)) completed[w++] = c;
+    }
+    n += completed.length - w;
+    completed.length = w;
     if (n > 0) out.discarded('skip', n);
   }
 
