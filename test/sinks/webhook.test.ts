@@ -198,6 +198,12 @@ describe('webhook sink', () => {
     const refused = await sink.deliver(sampleAlert(), webhook(`http://user:${SECRET}@127.0.0.1:1/x`, { secret: SECRET }), never);
     expect(refused.ok).toBe(false);
     if (!refused.ok) expect(refused.error).not.toContain(SECRET);
+
+    // A token in the path (Slack-style hook URLs) stays out too: errors name the origin.
+    receiver.reply(() => ({ status: 404 }));
+    const pathToken = 'T0001/B0002/pathtoken12345';
+    const notFound = await sink.deliver(sampleAlert(), webhook(`${receiver.url}/services/${pathToken}?sig=qs-secret`), never);
+    expect(notFound).toEqual({ ok: false, retryable: false, error: `webhook ${receiver.url} answered 404` });
   });
 
   it('redacts before cutting, so no secret is left half-shown at the cut', () => {

@@ -136,7 +136,8 @@ export class WebhookSink implements Sink {
     if (this.#closed) return retryable('webhook sink closed');
     if (signal.aborted) return retryable(abortText(signal));
 
-    // 1. Target: only http(s); credentials and query stay out of error texts.
+    // 1. Target: only http(s). Error texts name the origin only: credentials, path and
+    //    query stay out, since many hooks carry their token in the path (Slack-style URLs).
     let url: URL;
     try {
       url = new URL(delivery.url);
@@ -146,7 +147,7 @@ export class WebhookSink implements Sink {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       return permanent(`webhook: unsupported URL scheme ${url.protocol}`);
     }
-    const target = `${url.protocol}//${url.host}${url.pathname}`;
+    const target = url.origin;
 
     // 2. Body and headers; the signature covers the exact bytes sent.
     const body = Buffer.from(JSON.stringify(alert), 'utf8');
