@@ -62,6 +62,31 @@ export function parseProgram(source: string, file: string): ParseResult {
   return { program, diagnostics };
 }
 
+/**
+ * Parses `source` as one expression (language §7), e.g. for tools and tests. Same lexer,
+ * grammar and diagnostics as `parseProgram`; never throws.
+ */
+export function parseExpression(source: string, file: string): { expr: Expr | null; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  let expr: Expr | null = null;
+  try {
+    const text = typeof source === 'string' ? source : '';
+    if (text.length > MAX_SOURCE_CHARS) {
+      diagnostics.push(diagnostic('error', 'dsl/too-large', `text too large to parse (${text.length} characters)`, file, startSpan()));
+    } else {
+      const { tokens, errors } = tokenize(text);
+      for (const e of errors) diagnostics.push(diagnostic('error', e.code, e.message, file, e.span));
+      const parser = new FileParser(text, file, tokens, errors, diagnostics);
+      expr = parser.parseWhole('entryExpr', errors.some((e) => e.breaksTokens)) as Expr | null;
+    }
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    diagnostics.push(diagnostic('error', 'dsl/internal', `internal parser error: ${message}`, file, startSpan()));
+  }
+  diagnostics.sort((a, b) => a.offset - b.offset);
+  return { expr, diagnostics };
+}
+
 function startSpan(): Span {
   return { offset: 0, endOffset: 0, line: 1, col: 1 };
 }
@@ -108,6 +133,16 @@ class FileParser {
   ) {}
 
   // ------------------------------------------------------------ declarations
+
+  /** All the tokens as one piece from `entry`. */
+  parseWhole(entry: Entry, quiet: boolean): unknown {
+    if (this.tokens.length === 0) {
+      if (!quiet) this.error('dsl/unexpected-token', 'unexpected end of file, expected an expression', this.endSpan());
+      return null;
+    }
+    return this.parsePiece(entry, this.tokens, null, quiet, 'the end of the expression');
+  }
+
 
   parseDecls(out: Decl[]): void {
     const tokens = this.tokens;
@@ -244,7 +279,7 @@ class FileParser {
    * (what the parser "sees" when the piece ends too early); null at the end of the file.
    * On a syntax error reports one diagnostic (unless `quiet`) and returns null.
    */
-  private parsePiece(entry: Entry, tokens: Token[], following: Token | null, quiet: boolean): unknown {
+  private parsePiece(entry: Entry, tokens: Token[], following: Token | null, quiet: boolean, end = endPhrase(entry)): unknown {
     const first = tokens[0] ?? following;
     if (tokens.length > MAX_PIECE_TOKENS) {
       this.error('dsl/too-large', `this part is too long to parse (${tokens.length} tokens, at most ${MAX_PIECE_TOKENS})`, tokenSpan(first!));
@@ -265,12 +300,12 @@ class FileParser {
     } catch (e) {
       const token = (e as { token?: Token }).token;
       if (token === undefined || token.type === entry) throw e;
-      if (!quiet) this.unexpected(token, parser as unknown as EarleyTable, entry);
+      if (!quiet) this.unexpected(token, parser as unknown as EarleyTable, end);
       return null;
     }
     const results = parser.results;
     if (results.length === 0) {
-      if (!quiet) this.unexpected(following, parser as unknown as EarleyTable, entry);
+      if (!quiet) this.unexpected(following, parser as unknown as EarleyTable, end);
       return null;
     }
     if (results.length > 1) {
@@ -280,9 +315,9 @@ class FileParser {
   }
 
   /** `unexpected 'foo', expected ':' or a quantifier` at `token` (null: end of file). */
-  private unexpected(token: Token | null, parser: EarleyTable, entry: Entry): void {
+  private unexpected(token: Token | null, parser: EarleyTable, end: string): void {
     const column = parser.table[parser.current];
-    const expected = column !== undefined ? summarizeExpected(column.states, entry) : [];
+    const expected = column !== undefined ? summarizeExpected(column.states, end) : [];
     const found = token === null ? 'end of file' : describe(token);
     const message = expected.length > 0 ? `unexpected ${found}, expected ${orList(expected)}` : `unexpected ${found}`;
     this.error('dsl/unexpected-token', message, token === null ? this.endSpan() : tokenSpan(token));
@@ -305,9 +340,11 @@ class FileParser {
  * Splits a declaration body (tokens [from, to)) into clauses. A clause word starts a new
  * clause when it is at bracket depth 0 and the token before it does not wait for an operand
  * (so `key time` is the clause `key` on the field `time`, `match within: x` a step named
- * `within`). A clause word first on its line also closes an unbalanced `(` / `[` before it,
- * so a missing `)` costs one clause, not the rest of the rule. `max` starts a clause only as
- * `max partials` (`max(a, b)` is a call), `on` only as `on timeout`.
+ * `within`). A clause word first on its line starts a clause even after a token that waits
+ * for more (`from a,` then `match ...` on the next line) and closes an unbalanced `(` / `[`
+ * before it, so a slip costs one clause, not the rest of the rule — unless it reads like a
+ * step (`within: x`, `from{2}: x`). `max` starts a clause only as `max partials` (`max(a, b)`
+ * is a call), `on` only as `on timeout`. The first word(s) of a clause never start another.
  */
 function splitClauses(tokens: Token[], from: number, to: number, kind: 'stream' | 'rule'): [number, number][] {
   const pieces: [number, number][] = [];
@@ -316,17 +353,21 @@ function splitClauses(tokens: Token[], from: number, to: number, kind: 'stream' 
   const open: string[] = [];
   for (let k = from; k < to; k++) {
     const t = tokens[k]!;
-    if (k > start) {
-      const length = clauseHeadLength(tokens, k, kind);
+    const length = k > start ? clauseHeadLength(tokens, k, kind) : 0;
+    if (length > 0 && k - 1 >= start + headLength) {
       const prev = tokens[k - 1]!;
-      if (length > 0 && k - 1 >= start + headLength && !waitsForOperand(prev)) {
-        const forced = open.length > 0 && prev.line !== t.line && !isPunct(tokens[k + 1], ':') && !open.includes('{');
-        if (open.length === 0 || forced) {
-          pieces.push([start, k]);
-          start = k;
-          headLength = length;
-          open.length = 0;
-        }
+      const next = tokens[k + 1];
+      const firstOnLine = prev.line !== t.line;
+      const looksLikeStep = kind === 'rule' && next !== undefined && next.type === 'punct' && ':{?'.includes(next.text);
+      const split =
+        open.length === 0
+          ? !waitsForOperand(prev) || (firstOnLine && !looksLikeStep)
+          : firstOnLine && !looksLikeStep && !open.includes('{');
+      if (split) {
+        pieces.push([start, k]);
+        start = k;
+        headLength = length;
+        open.length = 0;
       }
     }
     if (t.type === 'punct') {
@@ -424,7 +465,7 @@ const GROUPS: { when: string[]; covers: string[]; say: string }[] = [
     say: 'an expression',
   },
   {
-    when: ['==', '+'],
+    when: ['+', '*'],
     covers: ['==', '!=', '<', '<=', '>', '>=', 'in', 'not', 'contains', 'startswith', 'endswith', 'matches', '+', '-', '*', '/', '%', 'and', 'or', '.', '[', '('],
     say: 'an operator',
   },
@@ -452,8 +493,15 @@ const GROUPS: { when: string[]; covers: string[]; say: string }[] = [
   },
 ];
 
+/** How to say "this piece may end here" (a template hole ends at its `}`). */
+function endPhrase(entry: Entry): string {
+  if (entry === 'entryExpr') return "'}'";
+  if (entry === 'entryRuleClause' || entry === 'entryStreamClause') return 'the end of the clause';
+  return 'the end';
+}
+
 /** What the grammar would have accepted next, as a short list of phrases. */
-function summarizeExpected(states: EarleyState[], entry: Entry): string[] {
+function summarizeExpected(states: EarleyState[], end: string): string[] {
   // Keys: a literal's text, or '#type' for a token type.
   const keys = new Set<string>();
   let canEnd = false;
@@ -478,9 +526,6 @@ function summarizeExpected(states: EarleyState[], entry: Entry): string[] {
     if (k.startsWith('#')) phrases.push(TYPE_NAMES[k.slice(1)] ?? `a ${k.slice(1)}`);
     else phrases.push(`'${k}'`);
   }
-  if (canEnd) {
-    if (entry === 'entryRuleClause' || entry === 'entryStreamClause') phrases.push("the next clause or '}'");
-    else if (entry === 'entryExpr') phrases.push("'}'");
-  }
+  if (canEnd) phrases.push(end);
   return phrases.length > 10 ? [...phrases.slice(0, 9), 'something else'] : phrases;
 }
