@@ -148,7 +148,8 @@ function schemaValidator(fields: FieldDecl[]): (data: { [k: string]: Json }) => 
 function signature(d: StreamDecl): string {
   const strip = (v: unknown): unknown =>
     JSON.parse(JSON.stringify(v, (k, x: unknown) => (k === 'span' || k === 'propertySpan' ? undefined : x)));
-  const out: Record<string, unknown> = {};
+  // Fixed key order, so that clause order does not change the signature.
+  const out: Record<string, unknown> = { key: null, time: null, id: null, watermark: 0, idle: null, fields: null, sources: null };
   const sources: string[] = [];
   for (const c of d.clauses) {
     switch (c.kind) {
