@@ -749,10 +749,35 @@ class ExprCompiler {
     }
     const { id, withCandidate } = arg.ref;
     const path = arg.path;
-    const get: (d: JsonObject) => Json =
-      path.length === 1 && typeof path[0] === 'string'
-        ? ((k: string) => (d: JsonObject) => getField(d, k))(path[0])
-        : (d) => getPath(d, path);
+    const k0 = path[0];
+    if (path.length === 1 && typeof k0 === 'string' && !isInheritedName(k0)) {
+      // The common `sum(v.amount)`: the field read inline, no getter call per event.
+      return {
+        t: 'dyn',
+        ev: (s) => {
+          let acc = kind === 2 ? Infinity : kind === 3 ? -Infinity : 0;
+          let n = 0;
+          for (let b = s.bound; b !== null; b = b.prev) {
+            if (b.nameId !== id) continue;
+            const v = b.event.data[k0];
+            if (typeof v !== 'number') continue;
+            n++;
+            acc = kind <= 1 ? acc + v : kind === 2 ? (v < acc ? v : acc) : v > acc ? v : acc;
+          }
+          if (withCandidate) {
+            const v = s.candidate!.data[k0];
+            if (typeof v === 'number') {
+              n++;
+              acc = kind <= 1 ? acc + v : kind === 2 ? (v < acc ? v : acc) : v > acc ? v : acc;
+            }
+          }
+          if (n === 0) return null;
+          const r = kind === 1 ? acc / n : acc;
+          return Number.isFinite(r) ? r : null;
+        },
+      };
+    }
+    const get = (d: JsonObject): Json => getPath(d, path);
     return {
       t: 'dyn',
       ev: (s) => {

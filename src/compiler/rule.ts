@@ -21,8 +21,9 @@ import type {
 } from '../dsl/ast.js';
 import { parseProgram } from '../dsl/parser.js';
 import { ANY, buildGraph, GraphTooLarge, RELAXED, STRICT, type Contiguity, type NfaGraph, type PatternPlan, type SequencePlan } from '../nfa/graph.js';
+import type { Diagnostic as Diag } from '../core/diagnostics.js';
 import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';
-import { compileCondition, compileTemplate, compileValue, type Evaluator, type TemplateRenderer } from './expressions.js';
+import { compileCondition, compileTemplate, compileValue, referencedSteps, type Condition, type Evaluator, type TemplateRenderer } from './expressions.js';
 import { compileStreams, implicitStream, type CompiledStream } from './streams.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
@@ -53,6 +54,13 @@ export interface CompiledRule {
   stepNames: string[];
   graph: NfaGraph;
   nfa: NfaOptions;
+  /**
+   * False only for an event that no step, guard or `until` of the pattern can use, whatever
+   * the partial matches hold; the runtime then skips the key lookup and the matcher. Null when
+   * the rule cannot be filtered (strict contiguity, greedy, `next not`, or conditions that
+   * depend only on bound events).
+   */
+  relevant: Condition | null;
   alert: CompiledAlert;
   onTimeout: CompiledAlert | null;
   throttle: { count: number; perMs: number; by: Evaluator | null } | null;
@@ -134,6 +142,8 @@ class RuleCompiler {
   private readonly start: number;
   private readonly stepNames = new Map<string, number>();
   private readonly positive = new Set<string>();
+  /** Binding-free parts of every condition of the pattern; null once one cannot be filtered. */
+  private prefilters: Condition[] | null = [];
 
   constructor(
     private readonly program: Program,
@@ -265,6 +275,7 @@ class RuleCompiler {
       stepNames: names,
       graph,
       nfa: { withinMs: within ? within.duration.ms : null, skip, skipNameId, maxPartials },
+      relevant: ignoreSafe(graph) && this.prefilters !== null ? anyOf(this.prefilters) : null,
       alert,
       onTimeout,
       throttle,
@@ -414,6 +425,8 @@ class RuleCompiler {
     const untilMod = el.modifiers.find((m) => m.kind === 'until');
     const until = untilMod && untilMod.kind === 'until' ? compileCondition(untilMod.condition, this.ctx({ kind: 'until', step: name, bound: snapshot })) : null;
     const has = (k: string) => el.modifiers.some((m) => m.kind === k);
+    this.addPrefilter(el.condition, name);
+    if (untilMod && untilMod.kind === 'until') this.addPrefilter(untilMod.condition, name);
     if (!el.negated) bound.add(name);
     return {
       kind: 'step',
@@ -429,6 +442,22 @@ class RuleCompiler {
       absenceMs: el.absence ? el.absence.ms : null,
       span: el.span,
     };
+  }
+
+  /**
+   * The conjuncts of a condition that read no bound event: if they are false for an event,
+   * the whole condition is false for every partial match.
+   */
+  private addPrefilter(cond: Expr, step: string): void {
+    if (this.prefilters === null) return;
+    const free = conjuncts(cond).filter((c) => referencedSteps(c, this.stepNames).size === 0);
+    if (free.length === 0) {
+      this.prefilters = null;
+      return;
+    }
+    const expr = free.reduce((a, b): Expr => ({ kind: 'binary', op: 'and', left: a, right: b, span: a.span }));
+    const scratch: Diag[] = []; // errors of these parts were reported with the whole condition
+    this.prefilters.push(compileCondition(expr, { file: this.file, diagnostics: scratch, stepNames: this.stepNames, place: { kind: 'condition', step, bound: new Set() } }));
   }
 
   // -------------------------------------------------------------- alerts and sinks
@@ -482,6 +511,41 @@ class RuleCompiler {
         return { kind: 'log' };
     }
   }
+}
+
+function conjuncts(e: Expr): Expr[] {
+  return e.kind === 'binary' && e.op === 'and' ? [...conjuncts(e.left), ...conjuncts(e.right)] : [e];
+}
+
+function anyOf(conds: Condition[]): Condition {
+  if (conds.length === 1) return conds[0]!;
+  if (conds.length === 2) {
+    const [a, b] = conds as [Condition, Condition];
+    return (s) => a(s) || b(s);
+  }
+  return (s) => {
+    for (let i = 0; i < conds.length; i++) if (conds[i]!(s)) return true;
+    return false;
+  };
+}
+
+/**
+ * Can an event that satisfies no condition of the pattern be skipped without changing any
+ * partial match? Not with strict contiguity (`next`, `consecutive`: the event breaks the
+ * chain), `next not` (the event is "the next one"), or `greedy` (a fresh run that skipped it
+ * would still be allowed to both loop and proceed later).
+ */
+function ignoreSafe(g: NfaGraph): boolean {
+  return (
+    g.startExits.every((x) => x.nextGuards === null) &&
+    g.steps.every(
+      (s) =>
+        s.loop !== STRICT &&
+        !s.greedy &&
+        s.exits.every((x) => x.link !== STRICT && x.nextGuards === null) &&
+        s.finals.every((f) => f.nextGuards === null),
+    )
+  );
 }
 
 function isHttpUrl(s: string): boolean {
