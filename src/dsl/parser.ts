@@ -114,7 +114,7 @@ class TokenStream implements nearley.Lexer {
 
 /** The parts of nearley's parse table that the error summary reads (not in its typings). */
 interface EarleyState {
-  rule: { name: string; symbols: unknown[] };
+  rule: { id: number; name: string; symbols: unknown[] };
   dot: number;
   reference: number;
 }
@@ -502,8 +502,8 @@ function endPhrase(entry: Entry): string {
 
 /** What the grammar would have accepted next, as a short list of phrases. */
 function summarizeExpected(states: EarleyState[], end: string): string[] {
-  // Keys: a literal's text, or '#type' for a token type.
-  const keys = new Set<string>();
+  // Keys: a literal's text, or '#type' for a token type, in the order of the grammar's rules.
+  const found: { key: string; order: number }[] = [];
   let canEnd = false;
   for (const state of states) {
     const symbol = state.rule.symbols[state.dot];
@@ -513,18 +513,17 @@ function summarizeExpected(states: EarleyState[], end: string): string[] {
     }
     if (typeof symbol === 'string') continue;
     const s = symbol as { literal?: string; type?: string };
-    if (s.literal !== undefined) keys.add(s.literal);
-    else if (s.type !== undefined && !s.type.startsWith('entry')) keys.add(`#${s.type}`);
+    const key = s.literal !== undefined ? s.literal : s.type !== undefined && !s.type.startsWith('entry') ? `#${s.type}` : null;
+    if (key !== null) found.push({ key, order: state.rule.id * 1000 + state.dot });
   }
+  found.sort((a, b) => a.order - b.order);
+  const keys = [...new Set(found.map((f) => f.key))];
+  const fired = GROUPS.filter((g) => g.when.every((k) => keys.includes(k)));
   const phrases: string[] = [];
-  for (const group of GROUPS) {
-    if (!group.when.every((k) => keys.has(k))) continue;
-    for (const k of group.covers) keys.delete(k);
-    phrases.push(group.say);
-  }
-  for (const k of keys) {
-    if (k.startsWith('#')) phrases.push(TYPE_NAMES[k.slice(1)] ?? `a ${k.slice(1)}`);
-    else phrases.push(`'${k}'`);
+  for (const key of keys) {
+    const group = fired.find((g) => g.covers.includes(key));
+    const phrase = group !== undefined ? group.say : key.startsWith('#') ? (TYPE_NAMES[key.slice(1)] ?? `a ${key.slice(1)}`) : `'${key}'`;
+    if (!phrases.includes(phrase)) phrases.push(phrase);
   }
   if (canEnd) phrases.push(end);
   return phrases.length > 10 ? [...phrases.slice(0, 9), 'something else'] : phrases;
