@@ -88,7 +88,7 @@ function randomChain(r: () => number): BoundNode | null {
   const n = Math.floor(r() * 5);
   for (let i = 0; i < n; i++) {
     const id = r() < 0.7 ? STEPS.get('small')! : STEPS.get('a')!;
-    prev = { nameId: id, event: event(randomEvent(r), Math.floor(r() * 1e12)), prev, length: (prev?.length ?? 0) + 1 };
+    prev = { nameId: id, event: event(randomEvent(r), Math.floor(r() * 1e12)), prev, length: (prev === null ? 0 : (prev as BoundNode).length) + 1 };
   }
   return prev;
 }

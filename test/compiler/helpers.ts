@@ -254,7 +254,7 @@ export function chain(
     const id = ids.get(name);
     if (id === undefined) throw new Error(`no step ${name}`);
     t = time ?? t + 1_000;
-    prev = { nameId: id, event: event(data, t), prev, length: (prev?.length ?? 0) + 1 };
+    prev = { nameId: id, event: event(data, t), prev, length: (prev === null ? 0 : (prev as BoundNode).length) + 1 };
   }
   return prev;
 }
