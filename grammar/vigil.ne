@@ -86,17 +86,14 @@ streamClause ->
 
 # `name: type[?]`, one after the other; a comma after an entry is allowed.
 fieldDecl -> fieldName ":" fieldType "?":? ",":?
-  {% (d) => {
-    const end = d[4] ?? d[3] ?? d[2].token;
-    return {
-      name: d[0].value,
-      nameSpan: spanOf(d[0]),
-      type: d[2].type,
-      typeSpan: spanOf(d[2].token),
-      optional: d[3] !== null,
-      span: join(d[0], d[3] ?? d[2].token),
-    };
-  } %}
+  {% (d) => ({
+    name: d[0].value,
+    nameSpan: spanOf(d[0]),
+    type: d[2].type,
+    typeSpan: spanOf(d[2].token),
+    optional: d[3] !== null,
+    span: join(d[0], d[3] ?? d[2].token),
+  }) %}
 
 fieldName -> %ident {% id %} | %kw {% id %} | %matches {% id %} | %string {% id %}
 

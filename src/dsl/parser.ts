@@ -128,9 +128,14 @@ class FileParser {
     private readonly source: string,
     private readonly file: string,
     private readonly tokens: Token[],
-    private readonly lexErrors: LexError[],
+    lexErrors: LexError[],
     private readonly diagnostics: Diagnostic[],
-  ) {}
+  ) {
+    this.breakOffsets = lexErrors.filter((e) => e.breaksTokens).map((e) => e.span.offset);
+  }
+
+  /** Offsets of the lexical errors that dropped or cut a token, ascending. */
+  private readonly breakOffsets: number[];
 
   // ------------------------------------------------------------ declarations
 
@@ -247,7 +252,16 @@ class FileParser {
   private quietBetween(start: number, end: number): boolean {
     const from = this.tokens[start]?.offset ?? this.source.length;
     const to = this.tokens[end]?.offset ?? this.source.length;
-    return this.lexErrors.some((e) => e.breaksTokens && e.span.offset >= from && e.span.offset <= to);
+    // Binary search: the lexer reports errors in source order.
+    const offsets = this.breakOffsets;
+    let lo = 0;
+    let hi = offsets.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (offsets[mid]! < from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < offsets.length && offsets[lo]! <= to;
   }
 
   // ------------------------------------------------------------ templates

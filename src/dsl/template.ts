@@ -33,6 +33,8 @@ export function parseTemplate(
   const content = closed ? raw.slice(1, -1) : raw.slice(1);
   // Bad escapes were reported by the lexer already; here only the text and its map matter.
   const { value, map } = decodeString(content, span.offset + 1);
+  // An unterminated string was reported by the lexer; its holes would only add noise.
+  if (!closed) return { kind: 'template', parts: value === '' ? [] : [value], span };
 
   // The string literal is on one line (strings cannot hold a raw newline), so a source
   // offset gives its column directly.

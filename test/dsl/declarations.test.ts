@@ -246,7 +246,7 @@ describe('sinks', () => {
 
   it('log, and several sinks in a row', () => {
     expect(sinks('to log')).toEqual([{ kind: 'log' }]);
-    expect(sinks('to log to mqtt "t" to webhook "w" to email "e"').map((s: any) => s.kind)).toEqual(['log', 'mqtt', 'webhook', 'email']);
+    expect((sinks('to log to mqtt "t" to webhook "w" to email "e"') as { kind: string }[]).map((s) => s.kind)).toEqual(['log', 'mqtt', 'webhook', 'email']);
   });
 
   it('severity is any identifier', () => {

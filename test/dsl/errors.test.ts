@@ -52,6 +52,8 @@ describe('each error kind, positioned', () => {
 
   it('dsl/unterminated-string, and no second error for the same mistake', () => {
     expect(errorsOf('rule r {\n  alert high "oops\n}')).toEqual(['2:14 dsl/unterminated-string: unterminated string: missing the closing \'"\'']);
+    expect(errorsOf('rule r {\n  alert high "oops {a\n}')).toEqual(['2:14 dsl/unterminated-string: unterminated string: missing the closing \'"\'']);
+    expect(errorsOf('rule r {\n  match a: x == "y\n  within 5m\n}')).toEqual(['2:17 dsl/unterminated-string: unterminated string: missing the closing \'"\'']);
   });
 
   it('dsl/bad-escape at the escape', () => {
