@@ -312,47 +312,60 @@ export function compileStreams(programs: Program[], diagnostics: Diagnostic[]): 
 
 // ---------------------------------------------------------------- incoming events
 
+/**
+ * Validates one incoming event for a stream without allocating: must be a JSON object; time
+ * field present and parseable (when the stream has `time`); key present and not null (when the
+ * stream has `key`); schema. Fills `probe` (data, time, stream) and uses it as the candidate
+ * for the key, leaving `scope.candidate` pointing at `probe`. Returns the event time (the
+ * arrival time when the stream has no `time`), or the rejection reason.
+ */
+export function checkEventInto(
+  stream: CompiledStream,
+  data: unknown,
+  arrivalTime: number,
+  scope: EvalScope,
+  probe: StreamEvent,
+): number | string {
+  if (!isObject(data)) return `an event must be a JSON object, got ${data === undefined ? 'nothing' : typeName(data as Json)}`;
+  const obj = data as { [k: string]: Json };
+  let time = arrivalTime;
+  if (stream.timeOf !== null) {
+    const raw = stream.timeOf(obj);
+    // The field's name is worked out only for a rejection, off the hot path.
+    if (raw === null) return `missing time field '${timeFieldText(stream)}'`;
+    const t = parseTime(raw);
+    if (typeof t === 'string') return `bad time field '${timeFieldText(stream)}': ${t}`;
+    time = t;
+  }
+  probe.data = obj;
+  probe.time = time;
+  probe.stream = stream.name;
+  if (stream.keyOf !== null) {
+    scope.candidate = probe;
+    scope.bound = null;
+    scope.time = time;
+    const k = stream.keyOf(scope);
+    if (k === null || k === undefined) return `missing key '${keyText(stream)}'`;
+  }
+  if (stream.validate !== null) {
+    const why = stream.validate(obj);
+    if (why !== null) return why;
+  }
+  return time;
+}
+
+/** `checkEventInto` with a result object and the scope left as it was, for callers off the hot path. */
 export function checkEvent(
   stream: CompiledStream,
   data: unknown,
   arrivalTime: number,
   scope: EvalScope,
 ): { ok: true; time: number } | { ok: false; error: string } {
-  if (!isObject(data)) {
-    return {
-      ok: false,
-      error: `an event must be a JSON object, got ${data === undefined ? 'nothing' : typeName(data as Json)}`,
-    };
-  }
-  const obj = data as { [k: string]: Json };
-  let time = arrivalTime;
-  if (stream.timeOf !== null) {
-    const raw = stream.timeOf(obj);
-    // The field's name is worked out only for a rejection, off the hot path.
-    if (raw === null) return { ok: false, error: `missing time field '${timeFieldText(stream)}'` };
-    const t = parseTime(raw);
-    if (typeof t === 'string') return { ok: false, error: `bad time field '${timeFieldText(stream)}': ${t}` };
-    time = t;
-  }
-  if (stream.keyOf !== null) {
-    const ev: StreamEvent = { data: obj, time, seq: -1, stream: stream.name, topic: undefined };
-    const { candidate, bound, key, time: savedTime } = scope;
-    scope.candidate = ev;
-    scope.bound = null;
-    scope.key = null;
-    scope.time = time;
-    const k = stream.keyOf(scope);
-    scope.candidate = candidate;
-    scope.bound = bound;
-    scope.key = key;
-    scope.time = savedTime;
-    if (k === null || k === undefined) return { ok: false, error: `missing key '${keyText(stream)}'` };
-  }
-  if (stream.validate !== null) {
-    const why = stream.validate(obj);
-    if (why !== null) return { ok: false, error: why };
-  }
-  return { ok: true, time };
+  const saved = { ...scope };
+  const probe: StreamEvent = { data: {}, time: 0, seq: -1, stream: stream.name, topic: undefined };
+  const r = checkEventInto(stream, data, arrivalTime, scope, probe);
+  Object.assign(scope, saved);
+  return typeof r === 'number' ? { ok: true, time: r } : { ok: false, error: r };
 }
 
 function timeFieldText(stream: CompiledStream): string {

@@ -140,7 +140,7 @@ export class Nfa {
     }
     runs.length = w;
     if (expired !== null) {
-      expired.sort(compareRuns);
+      expired.sort(compareChains);
       let last: BoundNode | null = null;
       for (const r of expired) {
         // Runs split from one another share their chain: one partial match, one timeout.
@@ -379,8 +379,8 @@ export function chainEvents(bound: BoundNode | null): StreamEvent[] {
   return out;
 }
 
-/** Start first; among equal starts, event by event in processing (time, arrival) order. */
-function compareCompleted(a: Completed, b: Completed): number {
+/** Start first; among equal starts, event by event in processing (time, arrival) order, a prefix first. */
+function compareChains(a: { startTime: number; startSeq: number; bound: BoundNode }, b: { startTime: number; startSeq: number; bound: BoundNode }): number {
   const d = a.startTime - b.startTime || a.startSeq - b.startSeq;
   if (d !== 0 || a.bound === b.bound) return d;
   const ea = chainEvents(a.bound);
@@ -392,3 +392,5 @@ function compareCompleted(a: Completed, b: Completed): number {
   }
   return ea.length - eb.length;
 }
+
+const compareCompleted: (a: Completed, b: Completed) => number = compareChains;

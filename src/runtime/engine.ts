@@ -7,7 +7,7 @@
 import type { AlertRecord } from '../core/alert.js';
 import type { EvalScope, Json, StreamEvent } from '../core/event.js';
 import type { CompiledAlert, CompiledRule } from '../compiler/rule.js';
-import { checkEvent, implicitStream, type CompiledStream } from '../compiler/streams.js';
+import { checkEventInto, implicitStream, type CompiledStream } from '../compiler/streams.js';
 import { RuleRuntime } from './rule-runtime.js';
 
 export interface EngineOutput {
@@ -16,6 +16,9 @@ export interface EngineOutput {
 }
 
 export type IngestResult = { status: 'accepted' } | { status: 'late' } | { status: 'rejected'; error: string };
+
+const ACCEPTED: IngestResult = Object.freeze({ status: 'accepted' });
+const LATE: IngestResult = Object.freeze({ status: 'late' });
 
 export interface StreamCounters {
   accepted: number;
@@ -47,6 +50,8 @@ export class Engine {
   seq = 0;
   readonly now: () => number;
   private readonly scope: EvalScope = { candidate: null, bound: null, key: null, time: 0 };
+  /** Reused for validating and filtering an event before it is known to be needed. */
+  private readonly probe: StreamEvent = { data: {}, time: 0, seq: 0, stream: '', topic: undefined };
   private readonly output: EngineOutput;
 
   constructor(options: EngineOptions) {
@@ -101,19 +106,23 @@ export class Engine {
   ingest(streamName: string, data: unknown, arrivalTime: number, topic?: string): IngestResult {
     const st = this.streams.get(streamName);
     if (!st) return { status: 'rejected', error: `unknown stream '${streamName}'` };
-    const checked = checkEvent(st.compiled, data, arrivalTime, this.scope);
-    if (!checked.ok) {
+    const probe = this.probe;
+    probe.topic = topic;
+    probe.seq = this.seq;
+    const checked = checkEventInto(st.compiled, data, arrivalTime, this.scope, probe);
+    if (typeof checked === 'string') {
       st.counters.rejected++;
-      return { status: 'rejected', error: checked.error };
+      return { status: 'rejected', error: checked };
     }
     // Without a time field, event time is the arrival time, never going backwards.
-    const time = st.compiled.timeOf === null ? Math.max(checked.time, st.maxTime) : checked.time;
+    const time = st.compiled.timeOf === null ? Math.max(checked, st.maxTime) : checked;
+    probe.time = time;
     st.lastArrival = arrivalTime;
-    const e: StreamEvent = { data: data as { [k: string]: Json }, time, seq: this.seq++, stream: streamName, topic };
+    this.seq++;
     if (time < st.watermark) {
       st.counters.late++;
-      this.output.late(streamName, e);
-      return { status: 'late' };
+      this.output.late(streamName, { data: probe.data, time, seq: probe.seq, stream: streamName, topic });
+      return LATE;
     }
     st.counters.accepted++;
     if (time > st.maxTime) {
@@ -121,12 +130,29 @@ export class Engine {
       const w = time - st.compiled.watermarkMs;
       if (w > st.watermark) st.watermark = w;
     }
+    // The event object is made only for a rule that can use it: most events of a busy
+    // stream satisfy no condition of any rule, and skip the key lookup and the matcher.
+    let e: StreamEvent | null = null;
+    const scope = this.scope;
     const rules = st.rules;
     for (let i = 0; i < rules.length; i++) {
       const rr = rules[i]!;
-      rr.receive(e, rr.rule.streams.length === 1 ? st.watermark : this.ruleWatermark(rr));
+      const w = rr.rule.streams.length === 1 ? st.watermark : this.ruleWatermark(rr);
+      const relevant = rr.rule.relevant;
+      if (relevant !== null) {
+        scope.candidate = probe;
+        scope.bound = null;
+        scope.time = time;
+        if (!relevant(scope)) {
+          rr.counters.eventsIn++;
+          rr.advance(w);
+          continue;
+        }
+      }
+      e ??= { data: probe.data, time, seq: probe.seq, stream: streamName, topic };
+      rr.receive(e, w);
     }
-    return { status: 'accepted' };
+    return ACCEPTED;
   }
 
   /** A watermark marker (`{"$watermark": N}`): W = max(W, N) for the given streams (all when omitted). */

@@ -65,7 +65,10 @@ export class RuleRuntime implements NfaOutput {
     this.nfa = new Nfa(rule.graph, rule.nfa);
   }
 
-  /** Takes an accepted event of one of the rule's streams; `watermark` is the rule's watermark now. */
+  /**
+   * Takes an accepted event of one of the rule's streams that the rule can use (the engine
+   * filters with `rule.relevant`); `watermark` is the rule's watermark now.
+   */
   receive(e: StreamEvent, watermark: number): void {
     if (this.buffer.size === 0 && e.time <= watermark) this.process(e);
     else this.buffer.push(e);
