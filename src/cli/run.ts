@@ -7,7 +7,8 @@
 import type { AlertRecord, LateRecord } from '../core/alert.js';
 import { renderDiagnostic } from '../core/diagnostics.js';
 import type { EvalScope, Json } from '../core/event.js';
-import { compileSources, type CompiledAlert, type SourceFile } from '../compiler/rule.js';
+import { compileSources, type CompiledAlert, type CompiledRule, type SourceFile } from '../compiler/rule.js';
+import type { CompiledStream } from '../compiler/streams.js';
 import { Engine } from '../runtime/engine.js';
 
 export interface ReplayInput {
@@ -44,7 +45,18 @@ export async function replay(input: ReplayInput, onRecord: (r: OutputRecord) => 
   const program = compileSources(input.rules);
   for (const d of program.diagnostics) onError(renderDiagnostic(d, program.sources.get(d.file)));
   if (program.diagnostics.some((d) => d.severity === 'error')) return 1;
+  return replayCompiled(program.rules, [...program.streams.values()], input, onRecord, onError);
+}
 
+/** Runs compiled rules over NDJSON events in a fresh in-memory engine (also the backtest of the service). */
+export async function replayCompiled(
+  rules: CompiledRule[],
+  streams: CompiledStream[],
+  input: Omit<ReplayInput, 'rules'>,
+  onRecord: (r: OutputRecord) => void,
+  onError: (line: string) => void,
+): Promise<number> {
+  const program = { rules };
   const engine = new Engine({
     output: {
       alert: (record, alert, _rule, scope) => {
@@ -54,8 +66,8 @@ export async function replay(input: ReplayInput, onRecord: (r: OutputRecord) => 
       late: (stream, event) => onRecord({ kind: 'late', stream, event: event.data }),
     },
   });
-  for (const s of program.streams.values()) engine.setStream(s);
-  for (const r of program.rules) engine.setRule(r);
+  for (const s of streams) engine.setStream(s);
+  for (const r of rules) engine.setRule(r);
 
   const read = new Set<string>();
   for (const r of program.rules) for (const s of r.streams) read.add(s);

@@ -69,6 +69,11 @@ export interface NfaGraph {
   steps: StepNode[];
   /** Exits from the start: the steps that can take a partial match's first event. */
   startExits: Exit[];
+  /**
+   * Every distinct guard list a partial match can hold, in a fixed order: a checkpoint stores
+   * a run's guards as an index here (conditions are code, not data).
+   */
+  guardSets: Condition[][];
 }
 
 // ---------------------------------------------------------------- construction input
@@ -278,7 +283,22 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
     }
   }
   const startClosure = closure(start);
-  return { steps, startExits: startClosure.exits };
+  const guardSets: Condition[][] = [];
+  const note = (g: Condition[] | null) => {
+    if (g !== null && !guardSets.includes(g)) guardSets.push(g);
+  };
+  for (const s of steps) {
+    note(s.loopGuards);
+    for (const x of s.exits) {
+      note(x.thenGuards);
+      note(x.nextGuards);
+    }
+    for (const f of s.finals) {
+      note(f.nextGuards);
+      note(f.absenceGuards);
+    }
+  }
+  return { steps, startExits: startClosure.exits, guardSets };
 }
 
 function makeExit(target: number, link: Contiguity, guards: Guard[]): Exit {

@@ -33,7 +33,25 @@ interface Timer {
   ks: KeyState;
 }
 
-const NO_KEY = Symbol('no key');
+/** The map key of an unkeyed rule's single key state (a keyed rule never has a null key). */
+const NO_KEY = null;
+
+/**
+ * What changed since the last checkpoint, kept only when the engine is durable: the state
+ * store writes exactly these (dirty key states, removed keys, buffer additions and releases).
+ */
+export interface RuleJournal {
+  dirty: Set<KeyState>;
+  /** map key → key value of the key states that became empty. */
+  removed: Map<unknown, Json>;
+  bufferAdded: StreamEvent[];
+  bufferReleased: number[];
+  throttle: boolean;
+}
+
+export function newJournal(): RuleJournal {
+  return { dirty: new Set(), removed: new Map(), bufferAdded: [], bufferReleased: [], throttle: false };
+}
 
 export class RuleRuntime implements NfaOutput {
   readonly nfa: Nfa;
@@ -53,6 +71,8 @@ export class RuleRuntime implements NfaOutput {
   private readonly buffer = new Heap<StreamEvent>((a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq));
   private readonly timers = new Heap<Timer>((a, b) => a.time < b.time || (a.time === b.time && a.order < b.order));
   private timerOrder = 0;
+  /** Set by a durable engine; null when nothing needs to know what changed. */
+  journal: RuleJournal | null = null;
   private readonly throttleSent = new Map<unknown, number[]>();
   private throttleSweptAt = -Infinity;
 
@@ -71,7 +91,10 @@ export class RuleRuntime implements NfaOutput {
    */
   receive(e: StreamEvent, watermark: number): void {
     if (this.buffer.size === 0 && e.time <= watermark) this.process(e);
-    else this.buffer.push(e);
+    else {
+      this.buffer.push(e);
+      this.journal?.bufferAdded.push(e);
+    }
     if (watermark > this.watermark) this.advance(watermark);
   }
 
@@ -82,6 +105,7 @@ export class RuleRuntime implements NfaOutput {
     const buffer = this.buffer;
     for (let top = buffer.peek(); top !== undefined && top.time <= watermark; top = buffer.peek()) {
       buffer.pop();
+      this.journal?.bufferReleased.push(top.seq);
       this.process(top);
     }
     const timers = this.timers;
@@ -131,10 +155,19 @@ export class RuleRuntime implements NfaOutput {
 
   /** Re-arms the key's timer and drops a key that holds nothing (bounded state). */
   private settle(ks: KeyState): void {
+    const journal = this.journal;
     if (ks.empty) {
       this.keys.delete(ks.mapKey);
       ks.timerAt = Infinity;
+      if (journal !== null) {
+        journal.dirty.delete(ks);
+        journal.removed.set(ks.mapKey, ks.key);
+      }
       return;
+    }
+    if (journal !== null) {
+      journal.dirty.add(ks);
+      journal.removed.delete(ks.mapKey);
     }
     const d = this.nfa.nextDeadline(ks);
     if (d < ks.timerAt) {
@@ -216,11 +249,13 @@ export class RuleRuntime implements NfaOutput {
     let j = sent.length;
     while (j > 0 && sent[j - 1]! > time) j--;
     sent.splice(j, 0, time);
+    if (this.journal) this.journal.throttle = true;
     return false;
   }
 
   private sweepThrottle(watermark: number): void {
     this.throttleSweptAt = watermark;
+    if (this.journal) this.journal.throttle = true;
     const per = this.rule.throttle!.perMs;
     for (const [k, sent] of this.throttleSent) {
       if (sent.length === 0 || sent[sent.length - 1]! <= watermark - per) this.throttleSent.delete(k);
@@ -238,6 +273,29 @@ export class RuleRuntime implements NfaOutput {
       this.settle(ks);
     }
     for (const [k, v] of old.throttleSent) this.throttleSent.set(k, v);
+  }
+
+  // ------------------------------------------------------------ restore (checkpoints)
+
+  /** Puts back a key state read from a checkpoint and arms its timer. */
+  restoreKey(ks: KeyState): void {
+    this.keys.set(ks.mapKey, ks);
+    ks.timerAt = Infinity;
+    this.settle(ks);
+    this.journal?.dirty.delete(ks);
+  }
+
+  restoreBuffer(events: StreamEvent[]): void {
+    for (const e of events) this.buffer.push(e);
+  }
+
+  /** Throttle windows: [throttle key (JSON), sent alert times]. */
+  throttleEntries(): [string, number[]][] {
+    return [...this.throttleSent].map(([k, v]) => [JSON.stringify(k), v]);
+  }
+
+  restoreThrottle(entries: [string, number[]][]): void {
+    for (const [k, v] of entries) this.throttleSent.set(JSON.parse(k) as unknown, v);
   }
 
   // ------------------------------------------------------------ introspection

@@ -1,0 +1,132 @@
+// The LMDB state store (service.md §4). One environment, one named database per kind of state;
+// every write goes through `commit(ops)`, a single LMDB transaction, so what a group commit holds
+// survives a crash whole or not at all. Values use lmdb-js's msgpack encoding; keys are arrays
+// (ordered-binary), so range reads come back in key order.
+//
+// Layout (database: key → value):
+//   meta:     'format' → 1, 'seq' → next event sequence number, 'alertSeq' → next outbox number
+//   rules:    rule name → StoredRule
+//   keys:     [rule, key as JSON] → EncodedKeyState        (partial matches of one (rule, key))
+//   buffer:   [rule, seq] → EncodedEvent                     (events waiting for the watermark)
+//   throttle: rule → [throttle key JSON, sent times][]
+//   streams:  stream name → StoredStream
+//   outbox:   alert seq → OutboxEntry
+//   alertIds: alert id → alert seq
+//   late:     [stream, seq] → LateEntry
+//   idem:     Idempotency-Key → { answer, expiresAt }
+
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+export const STORE_FORMAT = 1;
+
+export interface StoredRule {
+  name: string;
+  version: number;
+  origin: 'file' | 'api';
+  file: string | null;
+  text: string;
+  fingerprint: string;
+  updatedAt: string;
+}
+
+export interface StoredStream {
+  v: 1;
+  maxTime: number | null;
+  watermark: number | null;
+  lastArrival: number | null;
+  accepted: number;
+  late: number;
+  rejected: number;
+}
+
+export type DbName = 'meta' | 'rules' | 'keys' | 'buffer' | 'throttle' | 'streams' | 'outbox' | 'alertIds' | 'late' | 'idem';
+
+/** One write of a commit: a put, or a remove when `value` is undefined. */
+export interface Op {
+  db: DbName;
+  key: unknown;
+  value?: unknown;
+}
+
+/** LMDB keys must stay under ~2 KB; longer key values are stored under a hash. */
+export function keyJson(key: unknown): string {
+  const s = JSON.stringify(key);
+  return s.length <= 1500 ? s : `#${s.length}:${s.slice(0, 1400)}`;
+}
+
+export class LmdbStore {
+  readonly root: RootDatabase;
+  readonly dbs: Record<DbName, Database>;
+
+  private constructor(
+    readonly path: string,
+    root: RootDatabase,
+  ) {
+    this.root = root;
+    const db = (name: DbName) => root.openDB({ name, encoding: 'msgpack' });
+    this.dbs = {
+      meta: db('meta'),
+      rules: db('rules'),
+      keys: db('keys'),
+      buffer: db('buffer'),
+      throttle: db('throttle'),
+      streams: db('streams'),
+      outbox: db('outbox'),
+      alertIds: db('alertIds'),
+      late: db('late'),
+      idem: db('idem'),
+    };
+  }
+
+  static open(path: string): LmdbStore {
+    if (!existsSync(path)) mkdirSync(path, { recursive: true });
+    const root = open({ path, maxDbs: 16, mapSize: 2 ** 34, compression: false });
+    const store = new LmdbStore(path, root);
+    const format = store.dbs.meta.get('format') as number | undefined;
+    if (format === undefined) store.dbs.meta.putSync('format', STORE_FORMAT);
+    else if (format > STORE_FORMAT) throw new Error(`${path} holds state format ${format}; this release reads up to ${STORE_FORMAT}`);
+    return store;
+  }
+
+  /** Applies every op in one transaction; resolves once it is durable. */
+  async commit(ops: Op[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.root.transaction(() => {
+      for (const op of ops) {
+        const db = this.dbs[op.db];
+        if (op.value === undefined) db.remove(op.key as never);
+        else db.put(op.key as never, op.value);
+      }
+    });
+  }
+
+  get<T>(db: DbName, key: unknown): T | undefined {
+    return this.dbs[db].get(key as never) as T | undefined;
+  }
+
+  /** Entries in key order (or reverse), optionally within [start, end). */
+  range<T>(db: DbName, options: { start?: unknown; end?: unknown; reverse?: boolean; limit?: number } = {}): Iterable<{ key: unknown; value: T }> {
+    return this.dbs[db].getRange(options as never) as unknown as Iterable<{ key: unknown; value: T }>;
+  }
+
+  /** Bytes the state takes on disk. */
+  sizeBytes(): number {
+    try {
+      return statSync(join(this.path, 'data.mdb')).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** A consistent copy of the whole state (LMDB's own copy of a read snapshot). */
+  async backup(target: string): Promise<void> {
+    mkdirSync(target, { recursive: true });
+    await this.root.backup(target, true);
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
