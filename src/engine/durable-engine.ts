@@ -493,7 +493,7 @@ export class DurableEngine {
     const st = this.engine.streams.get(stream);
     if (!st) throw new ServiceError('VIGIL_ERR_STREAM_NOT_FOUND', `unknown stream '${stream}'`, 404);
     const idem = opts.idempotencyKey;
-    if (idem !== undefined) {
+    if (idem !== undefined && !opts.recordOnly) {
       const inflight = this.inflightIdem.get(idem);
       if (inflight) return inflight;
       const seen = this.store.get<{ answer: IngestAnswer; expiresAt: number }>('idem', idem);

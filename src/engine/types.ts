@@ -43,6 +43,11 @@ export interface IngestOptions {
   idempotencyKey?: string;
   /** The MQTT topic the events came in on. */
   topic?: string;
+  /**
+   * Apply without looking the key up, but record the answer under it (a fresh MQTT message
+   * whose packet id may repeat an older one's; only its redeliveries must be dropped).
+   */
+  recordOnly?: boolean;
 }
 
 export type RuleOrigin = 'file' | 'api';
