@@ -1,0 +1,105 @@
+// The HTTP API (service.md §2): a thin fastify shell over the service core. `buildServer` wires
+// the body parsers, the error catalogue and one plugin per area; it never listens (tests use
+// `inject()`, `vigil serve` calls `listen`). Bodies are parsed by the routes themselves (the
+// content-type parsers only hand over the raw text, bounded by the body limit), so malformed
+// JSON is answered with its line and column. Auth lives only in the encapsulated plugins that
+// hold the write routes (routes/auth.ts). Request bodies and the token are never logged:
+// fastify's request serializer logs method, URL and addresses only.
+
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { AlertRecord } from '../core/alert.js';
+import type { Diagnostic } from '../core/diagnostics.js';
+import type {
+  AlertQuery,
+  BacktestInput,
+  BacktestResult,
+  IngestAnswer,
+  IngestOptions,
+  LateEntry,
+  PutRuleResult,
+  RuleDetail,
+  RuleInfo,
+  StreamInfo,
+} from '../engine/types.js';
+import type { Config } from '../config.js';
+import { JSON_TYPE, NDJSON_TYPE } from './body.js';
+import { apiError, toApiError } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
+import { alertRoutes } from './routes/alerts.js';
+import { healthRoutes } from './routes/health.js';
+import { ingestRoutes } from './routes/ingest.js';
+import { ruleRoutes } from './routes/rules.js';
+import { streamRoutes } from './routes/streams.js';
+
+export type AlertWithDelivery = AlertRecord & { delivery: Record<string, { state: string; attempts: number; lastError: string | null }> };
+
+/** What the API calls on the core: the methods of DurableEngine (src/engine/durable-engine.ts) it uses. */
+export interface ServiceCore {
+  isReady(): boolean;
+  ingest(stream: string, events: unknown[], arrivalTime: number, opts?: IngestOptions): Promise<IngestAnswer>;
+  listRules(): RuleInfo[];
+  getRule(id: string): RuleDetail | null;
+  putRule(id: string, text: string): Promise<PutRuleResult>;
+  validateRule(text: string, id?: string): { errors: Diagnostic[]; warnings: Diagnostic[] };
+  deleteRule(id: string): Promise<boolean>;
+  backtest(input: BacktestInput): Promise<BacktestResult>;
+  streams(): StreamInfo[];
+  late(stream: string, opts: { limit?: number; cursor?: string }): { late: LateEntry[]; next: string | null };
+  alerts(q: AlertQuery): { alerts: AlertWithDelivery[]; next: string | null };
+  savepoint(): Promise<string>;
+}
+
+export interface ServerOptions {
+  /** More readiness (e.g. MQTT connected when configured); `/ready` is 503 unless it is ok. */
+  extraReadiness?: () => { ok: boolean; detail: string };
+  /** Prometheus exposition for `GET /metrics`; the route answers 404 without it. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Wall clock for ingest arrival times (default Date.now). */
+  now?: () => number;
+}
+
+/** What every route plugin receives. */
+export interface RouteContext {
+  core: ServiceCore;
+  config: Config;
+  options: ServerOptions;
+  now: () => number;
+}
+
+/** Media types whose bodies reach the routes as raw text. */
+const RAW_TYPES = [JSON_TYPE, NDJSON_TYPE, 'text/plain'];
+
+export function buildServer(core: ServiceCore, config: Config, logger: FastifyBaseLogger, options: ServerOptions = {}): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.bodyLimit,
+    // Rule ids and stream names are case-sensitive; '/rules/' is not '/rules'.
+    caseSensitive: true,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(RAW_TYPES, { parseAs: 'string', bodyLimit: config.bodyLimit }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err, req, reply) => {
+    const { error, fault } = toApiError(err, config.bodyLimit);
+    if (fault) req.log.error({ err }, 'request failed');
+    else req.log.info({ code: error.code, status: error.status }, error.message);
+    if (error.status === 401) reply.header('www-authenticate', 'Bearer realm="vigil"');
+    return reply.code(error.status).type('application/json; charset=utf-8').send(error.body());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const error = apiError('VIGIL_ERR_ROUTE_NOT_FOUND', [req.method, req.url.split('?')[0]!]);
+    return reply.code(404).send(error.body());
+  });
+
+  const ctx: RouteContext = { core, config, options, now: options.now ?? Date.now };
+  app.register(healthRoutes, ctx);
+  app.register(ingestRoutes, ctx);
+  app.register(ruleRoutes, ctx);
+  app.register(streamRoutes, ctx);
+  app.register(alertRoutes, ctx);
+  app.register(adminRoutes, ctx);
+  return app;
+}
