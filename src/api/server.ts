@@ -73,8 +73,6 @@ export function buildServer(core: ServiceCore, config: Config, logger: FastifyBa
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.bodyLimit,
-    // Rule ids and stream names are case-sensitive; '/rules/' is not '/rules'.
-    caseSensitive: true,
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;

@@ -1,5 +1,140 @@
-// `vigil serve`: the service (service.md). Built in src/api and src/state.
-export async function serve(_args: string[]): Promise<number> {
-  process.stderr.write('vigil serve: the service is not part of this build yet\n');
-  return 1;
+// `vigil serve` (service.md §1): configuration from VIGIL_* variables and flags, optional start
+// from a savepoint, the durable core, the HTTP API, and a clean stop on SIGTERM/SIGINT (stop
+// accepting, finish in-flight requests, final commit, close LMDB, exit 0). Refuses to listen on
+// a non-loopback address without an API token. Structured JSON logs (pino) on standard output;
+// the token and URL credentials never reach them. Exit codes: 0 after a clean stop, 1 when the
+// service cannot start (state, savepoint, listen), 2 on a bad configuration.
+
+import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { buildServer } from '../api/server.js';
+import { ConfigError, isLoopback, loadConfig, redactConfig, type Config } from '../config.js';
+import { DurableEngine } from '../engine/durable-engine.js';
+
+const say = (line: string): void => {
+  process.stderr.write(`vigil serve: ${line}\n`);
+};
+
+/** Copies a savepoint into a data dir that is missing or empty; throws with a clear message otherwise. */
+export function restoreSavepoint(savepoint: string, dataDir: string): void {
+  if (!existsSync(savepoint)) throw new Error(`savepoint ${savepoint} does not exist`);
+  if (existsSync(dataDir)) {
+    if (!statSync(dataDir).isDirectory()) throw new Error(`data dir ${dataDir} is not a directory`);
+    const entries = readdirSync(dataDir);
+    if (entries.length > 0) {
+      throw new Error(
+        `data dir ${dataDir} already holds state (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}); ` +
+          `--from-savepoint starts only on an empty or missing data dir: move the old state away first`,
+      );
+    }
+  }
+  if (resolve(savepoint) === resolve(dataDir)) throw new Error('the savepoint and the data dir are the same path');
+  if (statSync(savepoint).isDirectory()) cpSync(savepoint, dataDir, { recursive: true });
+  else cpSync(savepoint, join(dataDir, basename(savepoint)));
+}
+
+export async function serve(args: string[]): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(args, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      say(`${err.message}\n(see README: Configuration)`);
+      return 2;
+    }
+    throw err;
+  }
+  if (!isLoopback(config.host) && config.apiToken === null) {
+    say(`refusing to listen on ${config.host}, which is not a loopback address, without an API token: set VIGIL_API_TOKEN (or --api-token), or listen on 127.0.0.1`);
+    return 1;
+  }
+
+  const logger: Logger = pino({ level: config.logLevel, base: { service: 'vigil', pid: process.pid } });
+  logger.info({ config: redactConfig(config) }, 'starting');
+
+  if (config.fromSavepoint !== null) {
+    try {
+      restoreSavepoint(config.fromSavepoint, config.dataDir);
+    } catch (err) {
+      say(`cannot start from savepoint: ${(err as Error).message}`);
+      return 1;
+    }
+    logger.info({ savepoint: config.fromSavepoint, dataDir: config.dataDir }, 'state restored from savepoint');
+  }
+
+  let rulesDir: string | null = config.rulesDir;
+  if (!existsSync(rulesDir)) {
+    logger.warn({ rulesDir }, 'rules directory does not exist: no file rules (rules can still be PUT)');
+    rulesDir = null;
+  }
+
+  let fatal: ((error: Error) => void) | null = null;
+  let core: DurableEngine;
+  try {
+    core = await DurableEngine.open({
+      dataDir: config.dataDir,
+      rulesDir,
+      checkpointMs: config.checkpointMs,
+      idempotencyTtlMs: config.idempotencyTtlMs,
+      env: process.env,
+      logger,
+      onFatal: (error) => fatal?.(error),
+    });
+  } catch (err) {
+    logger.error({ err }, 'cannot open the state');
+    say(`cannot open the state in ${config.dataDir}: ${(err as Error).message}`);
+    return 1;
+  }
+
+  const app = buildServer(core, config, logger);
+  let stopping: Promise<void> | null = null;
+  const stop = async (): Promise<void> => {
+    try {
+      await app.close();
+    } finally {
+      await core.close();
+    }
+  };
+
+  try {
+    await app.listen({ host: config.host, port: config.port, listenTextResolver: (address) => `vigil listening on ${address}` });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : e.message;
+    say(`cannot listen on ${config.host}:${config.port}: ${why}`);
+    logger.error({ err, host: config.host, port: config.port }, 'listen failed');
+    await stop().catch(() => undefined);
+    return 1;
+  }
+
+  const signal = await new Promise<NodeJS.Signals | 'fatal'>((resolveSignal) => {
+    fatal = (error) => {
+      logger.fatal({ error: error.message }, 'the state can no longer be committed: stopping');
+      resolveSignal('fatal');
+    };
+    const on = (sig: NodeJS.Signals): void => {
+      if (stopping !== null) {
+        // A second signal while stopping: give up waiting.
+        logger.warn({ signal: sig }, 'second signal while stopping: exiting now');
+        process.exit(1);
+      }
+      resolveSignal(sig);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+  logger.info({ signal }, 'stopping: no new requests, final commit');
+  stopping = stop();
+  let code = signal === 'fatal' ? 1 : 0;
+  try {
+    await stopping;
+  } catch (err) {
+    logger.error({ err }, 'stop failed');
+    code = 1;
+  }
+  logger.info({ exitCode: code }, 'stopped');
+  // Anything left holding the event loop (a watcher, a socket) must not keep a stopped service alive.
+  setTimeout(() => process.exit(process.exitCode ?? code), 2000).unref();
+  return code;
 }
