@@ -74,6 +74,8 @@ export interface CompiledRule {
 export interface CompileOptions {
   /** Values for `env("NAME")` in sink settings (default: process.env). */
   env?: Record<string, string | undefined>;
+  /** Syntax errors of the same files: a clause that failed to parse is not also reported missing. */
+  parseErrors?: Diagnostic[];
 }
 
 export interface CompiledProgram {
@@ -100,7 +102,7 @@ export function compileSources(files: SourceFile[], options: CompileOptions = {}
     diagnostics.push(...parsed.diagnostics);
     programs.push(parsed.program);
   }
-  const compiled = compilePrograms(programs, options);
+  const compiled = compilePrograms(programs, { ...options, parseErrors: diagnostics.filter((d) => d.severity === 'error') });
   diagnostics.push(...compiled.diagnostics);
   return { rules: compiled.rules, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
 }
@@ -168,8 +170,10 @@ class RuleCompiler {
     const clauses = this.uniqueClauses(d.clauses);
     const from = clauses.get('from') as Extract<RuleClause, { kind: 'from' }> | undefined;
     const match = clauses.get('match') as Extract<RuleClause, { kind: 'match' }> | undefined;
-    if (!from) this.error('compile/missing-from', `rule '${d.name.name}' has no 'from' clause`, d.name.span);
-    if (!match) this.error('compile/missing-match', `rule '${d.name.name}' has no 'match' clause`, d.name.span);
+    // A clause that failed to parse was reported there; do not report it missing too.
+    const broken = (this.options.parseErrors ?? []).some((e) => e.file === this.file && e.offset >= d.span.offset && e.offset < d.span.endOffset);
+    if (!from && !broken) this.error('compile/missing-from', `rule '${d.name.name}' has no 'from' clause`, d.name.span);
+    if (!match && !broken) this.error('compile/missing-match', `rule '${d.name.name}' has no 'match' clause`, d.name.span);
 
     // Streams and the key.
     const streamNames: string[] = [];

@@ -1,0 +1,125 @@
+// The `vigil` command as a user runs it (service.md §1): the real binary in a child process.
+// Needs `npm run build` (npm test runs it first).
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..');
+const bin = join(root, 'bin', 'vigil.js');
+const dir = mkdtempSync(join(tmpdir(), 'vigil-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function vigil(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8', cwd: dir, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const RULES = `stream tx {
+  key card
+  time ts
+}
+rule big_after_small "Card testing" {
+  from tx
+  match small{2,}: amount < 5 then big: amount > 500
+  within 10m
+  alert high "Card {card}: {count(small)} small, then {big.amount}"
+}
+`;
+
+describe('vigil check', () => {
+  it('exits 0 on good rules and says what it checked', () => {
+    const r = vigil(['check', file('good.vigil', RULES)]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('1 rule(s)');
+  });
+
+  it('prints three positioned errors (line, caret) for a rule with three mistakes, and exits 1', () => {
+    const p = file('bad.vigil', 'stream s {\n  key k\n}\nrule r {\n  from s\n  match not a: x == 1 then b: nope(x) then b: y == 2\n  within 1m\n}\n');
+    const r = vigil(['check', p]);
+    expect(r.code).toBe(1);
+    const heads = r.stderr.split('\n').filter((l) => /^\S+:\d+:\d+: error: /.test(l));
+    expect(heads).toHaveLength(3);
+    expect(heads[0]).toMatch(new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:6:9: error: `));
+    expect(r.stderr).toContain('  match not a: x == 1 then b: nope(x) then b: y == 2\n          ^');
+  });
+
+  it('checks the example rules shipped in rules/', () => {
+    const r = spawnSync(process.execPath, [bin, 'check', 'rules'], { cwd: root, encoding: 'utf8' });
+    expect(r.stderr).not.toMatch(/error:/);
+    expect(r.status).toBe(0);
+  });
+
+  it('exits 1 when a file cannot be read', () => {
+    const r = vigil(['check', join(dir, 'missing.vigil')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot read');
+  });
+});
+
+describe('vigil run', () => {
+  const events = [
+    '{"card":"c1","ts":1000,"amount":1}',
+    '{"card":"c1","ts":2000,"amount":2}',
+    '{"card":"c1","ts":3000,"amount":900}',
+    '{"card":"c1","ts":500,"amount":900}',
+    '{"card":"c2","ts":4000,"amount":"x"',
+    '{"card":"c2","amount":3}',
+  ].join('\n');
+
+  it('prints alert and late records on stdout only; problems on stderr with line numbers', () => {
+    const r = vigil(['run', file('r.vigil', RULES), '--events', file('e.ndjson', events)]);
+    expect(r.code).toBe(0);
+    const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(out.map((x) => x.kind)).toEqual(['match', 'late']);
+    expect(out[0]).toMatchObject({ rule: 'big_after_small', version: 1, key: 'c1', severity: 'high', message: 'Card c1: 2 small, then 900', time: '1970-01-01T00:00:03.000Z' });
+    expect(out[0].id).toMatch(/^[0-9a-f]{32}$/);
+    expect(out[1]).toEqual({ kind: 'late', stream: 'tx', event: { card: 'c1', ts: 500, amount: 900 } });
+    expect(r.stderr).toMatch(/e\.ndjson:5: invalid JSON/);
+    expect(r.stderr).toMatch(/e\.ndjson:6: rejected: missing time field 'ts'/);
+  });
+
+  it('reads events from standard input with --events -', () => {
+    const r = vigil(['run', file('r2.vigil', RULES), '--events', '-'], events);
+    expect(r.stdout.trim().split('\n')).toHaveLength(2);
+  });
+
+  it('same input twice gives the same ids', () => {
+    const a = vigil(['run', file('r3.vigil', RULES), '--events', '-'], events);
+    const b = vigil(['run', file('r3.vigil', RULES), '--events', '-'], events);
+    const ids = (s: string) => s.trim().split('\n').map((l) => JSON.parse(l).id);
+    expect(ids(a.stdout)).toEqual(ids(b.stdout));
+  });
+
+  it('--stream names the stream when the rules read several; an unknown one is an error', () => {
+    const two = RULES + 'rule other {\n  from audit\n  match a: x == 1\n}\n';
+    const p = file('two.vigil', two);
+    const noStream = vigil(['run', p, '--events', '-'], '{"card":"c1","ts":1,"amount":1}\n');
+    expect(noStream.stderr).toMatch(/-?:?1: rejected: cannot tell the stream/);
+    const withStream = vigil(['run', p, '--events', '-', '--stream', 'audit'], '{"x":1}\n');
+    expect(withStream.code).toBe(0);
+    expect(JSON.parse(withStream.stdout)).toMatchObject({ rule: 'other', key: null });
+    const unknown = vigil(['run', p, '--events', '-', '--stream', 'nope'], '{"x":1}\n');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("unknown stream 'nope'");
+  });
+
+  it('a rules error exits 1 before reading events, with positions', () => {
+    const r = vigil(['run', file('broken.vigil', 'rule r {\n  from s\n  match a: x ==\n}\n'), '--events', '-'], '{}\n');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/broken\.vigil:\d+:\d+: error:/);
+  });
+
+  it('usage errors exit 2', () => {
+    expect(vigil(['run']).code).toBe(2);
+    expect(vigil(['frobnicate']).code).toBe(2);
+  });
+});
