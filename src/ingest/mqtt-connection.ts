@@ -1,0 +1,252 @@
+// The service's one MQTT connection (service.md §3, `VIGIL_MQTT_URL`): shared by MQTT ingest
+// (mqtt-source.ts), the publishing of rejected payloads, and the `to mqtt` sink (`.client`).
+//
+// Session: a fixed client id (default `vigil-<hostname>`) and `clean: false`, so the broker
+// keeps our subscriptions and queues QoS 1 messages while we are away (restart, network loss),
+// and redelivers those we had not acknowledged.
+//
+// Acknowledgements: a QoS 1 message may be acknowledged (PUBACK) only once its effect is
+// durable (service.md §4). mqtt.js's `customHandleAcks` hook exists only for MQTT 5 (aedes,
+// the in-process test broker, speaks 3.1.1 only), and both it and `handleMessage` hold back
+// the client's whole incoming packet pipeline until they call back — one commit per message
+// (≈ 50 messages/s at a 20 ms checkpoint), and our own publishes' PUBACKs stuck behind ingest.
+// So the gate sits at the one place every outgoing PUBACK passes, `_sendPacket`: the PUBACK of
+// an incoming message is held until the message handler's promise resolves, while the client
+// goes on reading packets. Many messages then share one group commit, and their PUBACKs go
+// out in order of their commits. An outgoing PUBACK is always for an incoming publish (we
+// never answer our own publishes), so the gate cannot catch anything else.
+//
+// A held PUBACK whose connection has meanwhile dropped is discarded, never sent on the next
+// connection: its packet id may already name another message there. The broker redelivers
+// the message (DUP set) and the source's idempotency keys keep its effect single.
+// A handler that rejects (the effect could not be made durable) leaves the message un-acked
+// for the same reason.
+//
+// Reconnects: mqtt.js's fixed `reconnectPeriod`, doubled per failed attempt up to a cap
+// (with jitter, so a fleet does not reconnect in step) and reset on connect.
+
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
+import { pino, type Logger } from 'pino';
+
+export interface MqttConnectionOptions {
+  /** `VIGIL_MQTT_URL`: mqtt://user:pass@host:1883, mqtts://…, ws://… */
+  url: string;
+  /** Default `vigil-<hostname>`: the persistent session is found again by this id. */
+  clientId?: string;
+  /** Default false (persistent session). */
+  clean?: boolean;
+  /** First reconnect delay; default 1000 ms. */
+  reconnectPeriodMs?: number;
+  /** Reconnect delay cap; default 30 000 ms. */
+  maxReconnectPeriodMs?: number;
+  /** Default 10 000 ms. */
+  connectTimeoutMs?: number;
+  /** Keepalive in seconds; default 30. */
+  keepaliveSeconds?: number;
+  /** 4 (MQTT 3.1.1, the default) or 5. */
+  protocolVersion?: 4 | 5;
+  logger?: Logger;
+  /** More mqtt.js options (tests: TLS settings, will). */
+  clientOptions?: IClientOptions;
+}
+
+/**
+ * Handles one incoming message; for QoS 1 the PUBACK waits for the returned promise.
+ * `redelivery` is true when the message carries the DUP flag, or when this process dropped the
+ * PUBACK of that packet id on an earlier connection of the kept session (so the broker cannot
+ * have given the id to a new message): some brokers (aedes 1.2) redeliver without DUP.
+ */
+export type MqttMessageHandler = (topic: string, payload: Buffer, packet: IPublishPacket, redelivery: boolean) => Promise<void> | void;
+
+interface ConnectionEvents {
+  connect: [{ sessionPresent: boolean }];
+  close: [];
+}
+
+type SendPacket = (packet: Packet, cb?: (err?: Error) => void, cbStorePut?: () => void, noStore?: boolean) => void;
+
+export function defaultClientId(): string {
+  // Client ids are limited to 23 bytes by MQTT 3.1.1 brokers that enforce it; most allow more.
+  return `vigil-${hostname()}`.replace(/[^A-Za-z0-9_.-]/g, '-');
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable MQTT URL)';
+  }
+}
+
+export class MqttConnection extends EventEmitter<ConnectionEvents> {
+  readonly client: MqttClient;
+  readonly clientId: string;
+  private readonly logger: Logger;
+  private readonly basePeriod: number;
+  private readonly maxPeriod: number;
+  private handler: MqttMessageHandler | null = null;
+  /** Incremented on each connect: a PUBACK is sent only on the connection its message came in on. */
+  private generation = 0;
+  /** Incoming QoS 1 messages whose handler has not settled yet: packet id → settle promise. */
+  private readonly held = new Map<number, { generation: number; done: Promise<boolean> }>();
+  /** Messages whose handler has not settled yet (for a graceful close). */
+  private readonly outstanding = new Set<Promise<boolean>>();
+  /** Packet ids whose PUBACK we never sent (connection lost first): their next arrival is a redelivery. */
+  private readonly droppedAcks = new Set<number>();
+  private closed = false;
+  private everConnected = false;
+
+  constructor(options: MqttConnectionOptions) {
+    super();
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.clientId = options.clientId ?? defaultClientId();
+    this.basePeriod = options.reconnectPeriodMs ?? 1000;
+    this.maxPeriod = Math.max(this.basePeriod, options.maxReconnectPeriodMs ?? 30_000);
+    this.client = mqtt.connect(options.url, {
+      ...options.clientOptions,
+      clientId: this.clientId,
+      clean: options.clean ?? false,
+      protocolVersion: options.protocolVersion ?? 4,
+      reconnectPeriod: this.basePeriod,
+      connectTimeout: options.connectTimeoutMs ?? 10_000,
+      keepalive: options.keepaliveSeconds ?? 30,
+      // Subscriptions are the source's business: it re-subscribes on every connect without a
+      // kept session (and only the difference with one), see MqttSource.
+      resubscribe: false,
+    });
+    this.installAckGate();
+    const url = redactUrl(options.url);
+
+    this.client.on('connect', (connack: IConnackPacket) => {
+      this.generation++;
+      this.client.options.reconnectPeriod = this.basePeriod;
+      const sessionPresent = connack.sessionPresent === true;
+      // Without the session the broker forgot those messages: their ids are free again.
+      if (!sessionPresent) this.droppedAcks.clear();
+      this.logger.info({ url, clientId: this.clientId, sessionPresent }, this.everConnected ? 'MQTT reconnected' : 'MQTT connected');
+      this.everConnected = true;
+      this.emit('connect', { sessionPresent });
+    });
+    this.client.on('close', () => {
+      this.generation++;
+      this.held.clear();
+      if (!this.closed) this.emit('close');
+    });
+    this.client.on('offline', () => {
+      if (!this.closed) this.logger.warn({ url }, 'MQTT connection lost; reconnecting');
+    });
+    this.client.on('reconnect', () => {
+      // Exponential backoff over mqtt.js's fixed period: it reads the option anew each time.
+      const next = Math.min(this.maxPeriod, this.client.options.reconnectPeriod! * 2);
+      this.client.options.reconnectPeriod = Math.max(1, Math.round(next * (0.8 + 0.4 * Math.random())));
+    });
+    this.client.on('error', (err) => {
+      this.logger.warn({ url, error: err.message }, 'MQTT error');
+    });
+    this.client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
+  }
+
+  /** True while connected to the broker (readiness). */
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  /** Sets the handler of incoming messages (one; the source). */
+  setMessageHandler(handler: MqttMessageHandler | null): void {
+    this.handler = handler;
+  }
+
+  /** Resolves once connected (at once if connected); rejects after `timeoutMs`. */
+  waitConnected(timeoutMs = 10_000): Promise<void> {
+    if (this.client.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('connect', onConnect);
+        reject(new Error(`MQTT not connected within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onConnect = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.once('connect', onConnect);
+    });
+  }
+
+  /**
+   * Closes the connection. By default waits up to `graceMs` for held acknowledgements
+   * (messages being committed) and sends DISCONNECT; `force` drops the socket at once, like a
+   * crash (the broker redelivers every un-acked message).
+   */
+  async close(opts: { force?: boolean; graceMs?: number } = {}): Promise<void> {
+    if (this.closed) return;
+    if (!opts.force && this.outstanding.size > 0) {
+      await Promise.race([Promise.allSettled([...this.outstanding]), new Promise((r) => setTimeout(r, opts.graceMs ?? 2000).unref())]);
+      // Let the released PUBACKs reach the socket before DISCONNECT.
+      await new Promise((r) => setImmediate(r));
+    }
+    this.closed = true;
+    this.handler = null;
+    this.droppedAcks.clear();
+    if (opts.force) this.client.stream?.destroy();
+    await this.client.endAsync(opts.force === true);
+  }
+
+  private dispatch(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const handler = this.handler;
+    const id = packet.messageId;
+    const redelivery = packet.dup === true || (packet.qos > 0 && id !== undefined && this.droppedAcks.delete(id));
+    let result: Promise<void> | void;
+    try {
+      result = handler ? handler(topic, payload, packet, redelivery) : undefined;
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    if (packet.qos === 0 || packet.messageId === undefined) {
+      if (result) result.catch((err: unknown) => this.logger.error({ topic, error: errorText(err) }, 'MQTT message handler failed'));
+      return;
+    }
+    // mqtt.js emits 'message' synchronously before it sends the PUBACK: register the gate now.
+    const done = Promise.resolve(result).then(
+      () => true,
+      (err: unknown) => {
+        this.logger.error({ topic, error: errorText(err) }, 'MQTT message not processed; left un-acknowledged for redelivery');
+        return false;
+      },
+    );
+    this.outstanding.add(done);
+    void done.then(() => this.outstanding.delete(done));
+    this.held.set(packet.messageId, { generation: this.generation, done });
+  }
+
+  private installAckGate(): void {
+    const client = this.client as unknown as { _sendPacket: SendPacket };
+    const send: SendPacket = client._sendPacket.bind(this.client);
+    client._sendPacket = (packet, cb, cbStorePut, noStore) => {
+      if (packet.cmd !== 'puback' || packet.messageId === undefined) return send(packet, cb, cbStorePut, noStore);
+      const id = packet.messageId;
+      const hold = this.held.get(id);
+      if (!hold) return send(packet, cb, cbStorePut, noStore);
+      this.held.delete(id);
+      // Let mqtt.js go on to the next packet now; the PUBACK itself follows the commit.
+      cb?.();
+      void hold.done.then((ok) => {
+        if (!ok) return;
+        if (hold.generation !== this.generation || !this.client.connected) {
+          this.droppedAcks.add(id);
+          this.logger.debug({ messageId: id }, 'connection changed before the commit: acknowledgement dropped (the broker redelivers)');
+          return;
+        }
+        send(packet, undefined, cbStorePut, noStore);
+      });
+    };
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
