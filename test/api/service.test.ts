@@ -42,9 +42,9 @@ describe('streams', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await s.app.inject(`/streams/s/late?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const res: { statusCode: number; json(): { late: { event: { i: number } }[]; next: string | null } } = await s.app.inject(`/streams/s/late?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
       expect(res.statusCode).toBe(200);
-      const body = res.json();
+      const body: { late: { event: { i: number } }[]; next: string | null } = res.json();
       expect(body.late.length).toBeLessThanOrEqual(2);
       seen.push(...body.late.map((e: { event: { i: number } }) => e.event.i));
       cursor = body.next;

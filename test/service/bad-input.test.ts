@@ -33,12 +33,12 @@ test('every bad request gets a clear error and loses nothing else', async () => 
     good.push(...batch);
     const res = await fetch(`${url}/streams/s/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: batch.map((e) => JSON.stringify(e)).join('\n') });
     expect(res.status).toBe(202);
-    expect(await res.json()).toEqual({ accepted: 3, late: 0, rejected: [] });
+    expect(await res.json() as any).toEqual({ accepted: 3, late: 0, rejected: [] });
   };
   const expectError = async (res: Response, status: number, code: string): Promise<Record<string, unknown>> => {
     expect(res.status).toBe(status);
     expect(res.headers.get('content-type')).toContain('application/json');
-    const body = (await res.json()) as { error: { code: string; message: string } };
+    const body = (await res.json() as any) as { error: { code: string; message: string } };
     expect(body.error.code).toBe(code);
     expect(body.error.message.length).toBeGreaterThan(10);
     return body as unknown as Record<string, unknown>;
@@ -61,7 +61,7 @@ test('every bad request gets a clear error and loses nothing else', async () => 
     good.push(...mixedGood);
     const res = await ingest(JSON.stringify([{ id: 'bad1', type: 1, k: 'u0', ts: ts + 1 }, mixedGood[0], { id: 'bad2', type: 'a', ts: ts + 2 }, { id: 'bad3', type: 'a', k: 'u0' }, 'nope', mixedGood[1]]));
     expect(res.status).toBe(202);
-    const answer = await res.json();
+    const answer = await res.json() as any;
     expect(answer.accepted).toBe(2);
     expect(answer.rejected.map((r: { index: number }) => r.index)).toEqual([0, 2, 3, 4]);
     for (const r of answer.rejected) expect(r.error.length).toBeGreaterThan(5);
@@ -97,9 +97,9 @@ test('every bad request gets a clear error and loses nothing else', async () => 
   await sendGood();
 
   // Nothing lost: counts and alerts as a replay of the good events alone.
-  const streams = await (await fetch(`${url}/streams`)).json();
+  const streams = await (await fetch(`${url}/streams`)).json() as any;
   expect(streams.streams[0]).toMatchObject({ name: 's', accepted: good.length, late: 0, rejected: perEventRejections });
-  const alerts = (await (await fetch(`${url}/alerts?limit=1000`)).json()).alerts as { message: string; time: string; key: string }[];
+  const alerts = (await (await fetch(`${url}/alerts?limit=1000`)).json() as any).alerts as { message: string; time: string; key: string }[];
   const replay = await runReplay({ rules: [{ file: 's.vigil', text: STREAM_S + RULE_AB }], events: good.map((e) => JSON.stringify(e)).join('\n') });
   const expected = replay.records.filter((r): r is Extract<typeof r, { message: string }> => 'message' in r);
   expect(expected.length).toBeGreaterThan(3);

@@ -39,7 +39,7 @@ test('events flow while the rule is replaced: each event seen by exactly one ver
   const put = async (v: number): Promise<void> => {
     const res = await fetch(`${url}/rules/every`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: rule(v) });
     expect(res.status).toBe(v === 1 ? 201 : 200);
-    const body = await res.json();
+    const body = await res.json() as any;
     expect(body.rule.version).toBe(v);
     if (v > 1) expect(body.keptPartialMatches).toBe(true); // same pattern
   };
@@ -64,7 +64,7 @@ test('events flow while the rule is replaced: each event seen by exactly one ver
       sent += ids.length;
       const res = await fetch(`${url}/streams/hs/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
       expect(res.status).toBe(202);
-      const answer = await res.json();
+      const answer = await res.json() as any;
       expect(answer.rejected).toEqual([]);
       expect(answer.late).toBe(0);
       accepted += answer.accepted;
@@ -83,7 +83,7 @@ test('events flow while the rule is replaced: each event seen by exactly one ver
 
   expect(sent).toBe(CLIENTS * BATCHES * PER_BATCH);
   expect(accepted).toBe(sent);
-  const streams = await (await fetch(`${url}/streams`)).json();
+  const streams = await (await fetch(`${url}/streams`)).json() as any;
   const hs = streams.streams.find((x: { name: string }) => x.name === 'hs');
   expect(hs).toMatchObject({ accepted: sent, late: 0, rejected: 0 });
 
@@ -91,7 +91,7 @@ test('events flow while the rule is replaced: each event seen by exactly one ver
   const alerts: { message: string; version: number; events: { e: { id: string }[] } }[] = [];
   let cursor: string | null = null;
   do {
-    const page: { alerts: typeof alerts; next: string | null } = await (await fetch(`${url}/alerts?rule=every&limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).json();
+    const page: { alerts: typeof alerts; next: string | null } = await (await fetch(`${url}/alerts?rule=every&limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).json() as any;
     alerts.push(...page.alerts);
     cursor = page.next;
   } while (cursor !== null);

@@ -29,7 +29,7 @@ describe('vigil serve', () => {
     const d = dirs();
     const first = await startServe(['--port', '0', '--data-dir', d.data, '--rules-dir', d.rules]);
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect((await (await fetch(`${first.url}/health`)).json())).toEqual({ status: 'ok' });
+    expect((await (await fetch(`${first.url}/health`)).json() as any)).toEqual({ status: 'ok' });
     expect((await fetch(`${first.url}/ready`)).status).toBe(200);
     const res = await postEvents(first.url, [{ type: 'a', k: 'u', ts: 1 }]);
     expect(res.status).toBe(202);
@@ -42,7 +42,7 @@ describe('vigil serve', () => {
     const second = await startServe(['--port', '0', '--data-dir', d.data, '--rules-dir', d.rules]);
     try {
       await postEvents(second.url, [{ type: 'b', k: 'u', ts: 2 }]);
-      const alerts = await (await fetch(`${second.url}/alerts`)).json();
+      const alerts = await (await fetch(`${second.url}/alerts`)).json() as any;
       expect(alerts.alerts.map((a: { message: string }) => a.message)).toEqual(['ab u']);
     } finally {
       second.child.kill('SIGINT');
@@ -86,7 +86,7 @@ describe('vigil serve', () => {
       await postEvents(first.url, [{ type: 'a', k: 'u', ts: 1 }]);
       const res = await fetch(`${first.url}/admin/savepoints`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
       expect(res.status).toBe(201);
-      savepoint = (await res.json()).path;
+      savepoint = (await res.json() as any).path;
     } finally {
       first.child.kill('SIGTERM');
       await first.exited;
@@ -99,10 +99,10 @@ describe('vigil serve', () => {
     const fresh = join(tempDir(), 'fresh');
     const restored = await startServe(['--port', '0', '--data-dir', fresh, '--rules-dir', d.rules, '--from-savepoint', savepoint]);
     try {
-      const streams = await (await fetch(`${restored.url}/streams`)).json();
+      const streams = await (await fetch(`${restored.url}/streams`)).json() as any;
       expect(streams.streams[0]).toMatchObject({ name: 's', accepted: 1 });
       await postEvents(restored.url, [{ type: 'b', k: 'u', ts: 2 }]);
-      const alerts = await (await fetch(`${restored.url}/alerts`)).json();
+      const alerts = await (await fetch(`${restored.url}/alerts`)).json() as any;
       expect(alerts.alerts).toHaveLength(1);
     } finally {
       restored.child.kill('SIGTERM');
