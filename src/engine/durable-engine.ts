@@ -25,6 +25,7 @@ import { FINAL } from '../nfa/graph.js';
 import { Engine, type StreamRuntime } from '../runtime/engine.js';
 import { deliveryName, renderDeliveries } from '../runtime/deliveries.js';
 import { newJournal, type RuleRuntime } from '../runtime/rule-runtime.js';
+import type { KeyState } from '../nfa/nfa.js';
 import { decodeEvent, decodeKeyState, encodeEvent, encodeKeyState, mapKeyOf, type EncodedEvent, type EncodedKeyState } from '../state/codec.js';
 import { keyJson, LmdbStore, type Op, type StoredRule, type StoredStream } from '../state/lmdb-store.js';
 import {
@@ -221,11 +222,11 @@ export class DurableEngine {
 
   private restoreRuleState(rr: RuleRuntime): number {
     const name = rr.rule.name;
-    let n = 0;
+    const states: KeyState[] = [];
     for (const { value } of this.store.range<EncodedKeyState>('keys', { start: [name], end: [name + '\u0000'] })) {
-      rr.restoreKey(decodeKeyState(value, mapKeyOf(value.key), rr.rule.graph));
-      n++;
+      states.push(decodeKeyState(value, mapKeyOf(value.key), rr.rule.graph));
     }
+    const n = rr.restoreKeys(states);
     const buffered: StreamEvent[] = [];
     for (const { value } of this.store.range<EncodedEvent>('buffer', { start: [name], end: [name + '\u0000'] })) buffered.push(decodeEvent(value));
     rr.restoreBuffer(buffered);

@@ -52,12 +52,13 @@ export interface Completed {
   startSeq: number;
 }
 
+/** Shared by every key with no finished match waiting (never mutated while empty). */
+const NO_COMPLETED: Completed[] = [];
+
 /** The per-key state of one rule: what a checkpoint stores for (rule, key). */
 export class KeyState {
   runs: Run[] = [];
-  completed: Completed[] = [];
-  /** The deadline a timer is registered for (runtime bookkeeping), Infinity for none. */
-  timerAt = Infinity;
+  completed: Completed[] = NO_COMPLETED;
   constructor(
     public readonly key: Json,
     public readonly mapKey: unknown,
@@ -70,6 +71,12 @@ export class KeyState {
 
 /** Where the matcher reports what it finds. */
 export interface NfaOutput {
+  /**
+   * Asks for advanceTime(ks, time) once the watermark reaches `time`: for a `within` expiry
+   * (kind 0, start + D) or an absence deadline (kind 1, t + D). Each kind's times never go
+   * backwards (events are released in time order), so the runtime can keep them in FIFO queues.
+   */
+  schedule(ks: KeyState, time: number, kind: 0 | 1): void;
   match(ks: KeyState, bound: BoundNode, time: number): void;
   /** A partial match died because `within` ran out; `time` is start + D. */
   timeout(ks: KeyState, bound: BoundNode, time: number): void;
@@ -88,8 +95,9 @@ export interface NfaOptions {
 export class Nfa {
   readonly steps: StepNode[];
   private readonly within: number;
-  private readonly hasDeadlines: boolean;
   private scratch: Run[] = [];
+  /** The output of the call under way (process / advanceTime). */
+  private out: NfaOutput | null = null;
 
   constructor(
     readonly graph: NfaGraph,
@@ -97,13 +105,12 @@ export class Nfa {
   ) {
     this.steps = graph.steps;
     this.within = options.withinMs ?? Infinity;
-    this.hasDeadlines =
-      options.withinMs !== null || graph.steps.some((s) => s.finals.some((f) => f.absenceMs !== null || f.nextGuards !== null));
   }
 
   /** Feeds one event (released in event-time order) to the partial matches of one key. */
   process(ks: KeyState, e: StreamEvent, scope: EvalScope, out: NfaOutput): void {
     const t = e.time;
+    this.out = out;
     const runs = ks.runs;
     const next = this.scratch;
     next.length = 0;
@@ -127,6 +134,7 @@ export class Nfa {
 
   /** Fires what is due at `time`: `within` expiry (timeouts), absences, and at +∞ trailing `next not`. */
   advanceTime(ks: KeyState, time: number, out: NfaOutput): void {
+    this.out = out;
     const runs = ks.runs;
     let expired: Run[] | null = null;
     let w = 0;
@@ -152,18 +160,15 @@ export class Nfa {
     if (ks.completed.length > 0) this.release(ks, time, out);
   }
 
-  /** The earliest time at which advanceTime has something to do for this key (Infinity: none). */
-  nextDeadline(ks: KeyState): number {
-    if (!this.hasDeadlines) return Infinity;
-    let d = Infinity;
-    const runs = ks.runs;
-    for (let i = 0; i < runs.length; i++) {
-      const r = runs[i]!;
+  /** Every pending deadline of a key, [time, kind] (to re-arm timers after a restore). */
+  deadlines(ks: KeyState): [number, 0 | 1][] {
+    const out: [number, 0 | 1][] = [];
+    for (const r of ks.runs) {
       const exp = r.startTime + this.within;
-      if (exp < d) d = exp;
-      if (r.node === WAIT_FINAL && r.deadline < d) d = r.deadline;
+      if (exp !== Infinity) out.push([exp, 0]);
+      if (r.node === WAIT_FINAL && r.deadline !== Infinity) out.push([r.deadline, 1]);
     }
-    return d;
+    return out;
   }
 
   /** True when some partial match waits for the end of the input (a trailing `next not`). */
@@ -246,6 +251,7 @@ export class Nfa {
     const bound: BoundNode = { nameId: s.nameId, event: e, prev, length: prev === null ? 1 : prev.length + 1 };
     const startTime = r === null ? e.time : r.startTime;
     const startSeq = r === null ? e.seq : r.startSeq;
+    if (r === null && this.within !== Infinity) this.out!.schedule(ks, startTime + this.within, 0);
     if (count < s.max || s.exits.length > 0) {
       next.push(new Run(s.index, count, true, RELAXED, null, null, Infinity, bound, startTime, startSeq));
     }
@@ -256,6 +262,7 @@ export class Nfa {
         if (f.nextGuards === null && f.absenceMs === null) this.complete(ks, bound, e.time, startTime, startSeq);
         else {
           const deadline = f.absenceMs === null ? Infinity : e.time + f.absenceMs;
+          if (deadline !== Infinity) this.out!.schedule(ks, deadline, 1);
           next.push(new Run(WAIT_FINAL, 0, false, RELAXED, f.absenceGuards, f.nextGuards, deadline, bound, startTime, startSeq));
         }
       }
@@ -263,7 +270,8 @@ export class Nfa {
   }
 
   private complete(ks: KeyState, bound: BoundNode, time: number, startTime: number, startSeq: number): void {
-    const completed = ks.completed;
+    let completed = ks.completed;
+    if (completed === NO_COMPLETED) ks.completed = completed = [];
     for (let i = 0; i < completed.length; i++) if (completed[i]!.bound === bound) return;
     completed.push({ bound, time, startTime, startSeq });
   }

@@ -3,10 +3,11 @@
 // watermark (the least of its streams') passes them, are released in (time, arrival) order,
 // and then timers due by the same watermark fire. Matches and timeouts become alert records.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AlertRecord } from '../core/alert.js';
 import type { BoundNode, EvalScope, Json, StreamEvent } from '../core/event.js';
 import type { CompiledAlert, CompiledRule } from '../compiler/rule.js';
+import type { Evaluator } from '../compiler/expressions.js';
 import { KeyState, Nfa, type NfaOutput } from '../nfa/nfa.js';
 import { Heap } from './heap.js';
 
@@ -27,10 +28,52 @@ export interface AlertOut {
   (record: AlertRecord, alert: CompiledAlert, rule: RuleRuntime, scope: EvalScope): void;
 }
 
-interface Timer {
-  time: number;
-  order: number;
-  ks: KeyState;
+/**
+ * Timers of one kind, in time order. `within` expiries (start + D) and absence deadlines
+ * (t + D) are each requested in nondecreasing time, because events reach the matcher in event
+ * time order: a FIFO queue keeps them sorted at O(1) per timer.
+ */
+class TimerQueue {
+  private times: number[] = [];
+  private keys: KeyState[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.times.length - this.head;
+  }
+  peekTime(): number {
+    return this.head < this.times.length ? this.times[this.head]! : Infinity;
+  }
+  push(time: number, ks: KeyState): void {
+    const n = this.times.length;
+    if (n > this.head && this.keys[n - 1] === ks && this.times[n - 1] === time) return;
+    if (n > this.head && time < this.times[n - 1]!) {
+      // Not expected (times arrive in order); stay correct anyway.
+      let i = n;
+      while (i > this.head && this.times[i - 1]! > time) i--;
+      this.times.splice(i, 0, time);
+      this.keys.splice(i, 0, ks);
+      return;
+    }
+    this.times.push(time);
+    this.keys.push(ks);
+  }
+  pop(): KeyState {
+    const ks = this.keys[this.head]!;
+    this.keys[this.head] = undefined as unknown as KeyState;
+    this.head++;
+    if (this.head > 4096 && this.head * 2 > this.times.length) {
+      this.times = this.times.slice(this.head);
+      this.keys = this.keys.slice(this.head);
+      this.head = 0;
+    }
+    return ks;
+  }
+  clear(): void {
+    this.times = [];
+    this.keys = [];
+    this.head = 0;
+  }
 }
 
 /** The map key of an unkeyed rule's single key state (a keyed rule never has a null key). */
@@ -69,8 +112,8 @@ export class RuleRuntime implements NfaOutput {
     throttled: 0,
   };
   private readonly buffer = new Heap<StreamEvent>((a, b) => a.time < b.time || (a.time === b.time && a.seq < b.seq));
-  private readonly timers = new Heap<Timer>((a, b) => a.time < b.time || (a.time === b.time && a.order < b.order));
-  private timerOrder = 0;
+  private readonly withinTimers = new TimerQueue();
+  private readonly absenceTimers = new TimerQueue();
   /** Set by a durable engine; null when nothing needs to know what changed. */
   journal: RuleJournal | null = null;
   private readonly throttleSent = new Map<unknown, number[]>();
@@ -83,7 +126,11 @@ export class RuleRuntime implements NfaOutput {
     private readonly emit: AlertOut,
   ) {
     this.nfa = new Nfa(rule.graph, rule.nfa);
+    this.singleKeyOf = rule.streams.length === 1 ? (rule.keyOf.get(rule.streams[0]!) ?? null) : undefined;
   }
+
+  /** The key of a rule that reads one stream (saves a lookup per event); undefined for several. */
+  private readonly singleKeyOf: Evaluator | null | undefined;
 
   /**
    * Takes an accepted event of one of the rule's streams that the rule can use (the engine
@@ -108,13 +155,15 @@ export class RuleRuntime implements NfaOutput {
       this.journal?.bufferReleased.push(top.seq);
       this.process(top);
     }
-    const timers = this.timers;
-    for (let top = timers.peek(); top !== undefined && top.time <= watermark; top = timers.peek()) {
-      timers.pop();
-      const ks = top.ks;
-      if (ks.timerAt !== top.time) continue; // superseded
-      ks.timerAt = Infinity;
-      this.nfa.advanceTime(ks, top.time, this);
+    // Timers in time order; at equal times a `within` expiry comes before an absence (language §5: it wins).
+    for (;;) {
+      const tw = this.withinTimers.peekTime();
+      const ta = this.absenceTimers.peekTime();
+      const time = tw <= ta ? tw : ta;
+      if (time > watermark || time === Infinity) break;
+      const ks = (tw <= ta ? this.withinTimers : this.absenceTimers).pop();
+      if (this.keys.get(ks.mapKey) !== ks) continue; // the key was emptied since
+      this.nfa.advanceTime(ks, time, this);
       this.settle(ks);
     }
     if (watermark === Infinity) {
@@ -130,7 +179,7 @@ export class RuleRuntime implements NfaOutput {
   private process(e: StreamEvent): void {
     const scope = this.scope;
     this.counters.eventsIn++;
-    const keyOf = this.rule.keyOf.get(e.stream);
+    const keyOf = this.singleKeyOf !== undefined ? this.singleKeyOf : this.rule.keyOf.get(e.stream);
     let key: Json = null;
     let mapKey: unknown = NO_KEY;
     if (keyOf) {
@@ -153,12 +202,11 @@ export class RuleRuntime implements NfaOutput {
     this.settle(ks);
   }
 
-  /** Re-arms the key's timer and drops a key that holds nothing (bounded state). */
+  /** Drops a key that holds nothing (bounded state) and notes what changed for the checkpoint. */
   private settle(ks: KeyState): void {
     const journal = this.journal;
     if (ks.empty) {
       this.keys.delete(ks.mapKey);
-      ks.timerAt = Infinity;
       if (journal !== null) {
         journal.dirty.delete(ks);
         journal.removed.set(ks.mapKey, ks.key);
@@ -169,14 +217,23 @@ export class RuleRuntime implements NfaOutput {
       journal.dirty.add(ks);
       journal.removed.delete(ks.mapKey);
     }
-    const d = this.nfa.nextDeadline(ks);
-    if (d < ks.timerAt) {
-      ks.timerAt = d;
-      this.timers.push({ time: d, order: this.timerOrder++, ks });
-    }
+  }
+
+  /** Re-arms every key's timers in time order (after a restore or a swap that kept the state). */
+  private rearmTimers(): void {
+    this.withinTimers.clear();
+    this.absenceTimers.clear();
+    const all: [number, 0 | 1, KeyState][] = [];
+    for (const ks of this.keys.values()) for (const [t, kind] of this.nfa.deadlines(ks)) all.push([t, kind, ks]);
+    all.sort((a, b) => a[0] - b[0]);
+    for (const [t, kind, ks] of all) (kind === 0 ? this.withinTimers : this.absenceTimers).push(t, ks);
   }
 
   // ------------------------------------------------------------ NfaOutput
+
+  schedule(ks: KeyState, time: number, kind: 0 | 1): void {
+    (kind === 0 ? this.withinTimers : this.absenceTimers).push(time, ks);
+  }
 
   match(ks: KeyState, bound: BoundNode, time: number): void {
     this.counters.matches++;
@@ -211,15 +268,14 @@ export class RuleRuntime implements NfaOutput {
     let i = nodes.length - 1;
     for (let n: BoundNode | null = bound; n !== null; n = n.prev) nodes[i--] = n;
     const events: { [step: string]: Json[] } = {};
-    const hash = createHash('sha256');
-    hash.update(`${this.rule.name}\u0000${this.rule.version}\u0000${kind}\u0000${time}`);
+    let identity = `${this.rule.name}\u0000${this.rule.version}\u0000${kind}\u0000${time}`;
     for (const n of nodes) {
       const step = this.rule.stepNames[n.nameId]!;
       (events[step] ??= []).push(n.event.data);
-      hash.update(`\u0000${n.nameId}:${n.event.seq}`);
+      identity += `\u0000${n.nameId}:${n.event.seq}`;
     }
     const record: AlertRecord = {
-      id: hash.digest('hex').slice(0, 32),
+      id: hash('sha256', identity, 'hex').slice(0, 32),
       kind,
       rule: this.rule.name,
       version: this.rule.version,
@@ -227,10 +283,23 @@ export class RuleRuntime implements NfaOutput {
       severity: alert.severity,
       message: alert.message(scope),
       time: isoTime(time),
-      detectedAt: isoTime(this.now()),
+      detectedAt: this.detectedAt(),
       events,
     };
     this.emit(record, alert, this, scope);
+  }
+
+  private lastNow = NaN;
+  private lastNowText = '';
+
+  /** The wall clock as ISO text, computed once per millisecond. */
+  private detectedAt(): string {
+    const now = this.now();
+    if (now !== this.lastNow) {
+      this.lastNow = now;
+      this.lastNowText = isoTime(now);
+    }
+    return this.lastNowText;
   }
 
   /** Sliding window of event time: at most N alerts with time in (T − D, T] per throttle key. */
@@ -268,21 +337,21 @@ export class RuleRuntime implements NfaOutput {
    */
   adoptFrom(old: RuleRuntime): void {
     for (const e of old.buffer.toArray()) this.buffer.push(e);
-    for (const ks of this.keys.values()) {
-      ks.timerAt = Infinity;
-      this.settle(ks);
-    }
+    this.rearmTimers();
     for (const [k, v] of old.throttleSent) this.throttleSent.set(k, v);
   }
 
   // ------------------------------------------------------------ restore (checkpoints)
 
-  /** Puts back a key state read from a checkpoint and arms its timer. */
-  restoreKey(ks: KeyState): void {
-    this.keys.set(ks.mapKey, ks);
-    ks.timerAt = Infinity;
-    this.settle(ks);
-    this.journal?.dirty.delete(ks);
+  /** Puts back key states read from a checkpoint and arms their timers. */
+  restoreKeys(states: Iterable<KeyState>): number {
+    let n = 0;
+    for (const ks of states) {
+      this.keys.set(ks.mapKey, ks);
+      n++;
+    }
+    this.rearmTimers();
+    return n;
   }
 
   restoreBuffer(events: StreamEvent[]): void {
