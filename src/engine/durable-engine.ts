@@ -674,7 +674,7 @@ export class DurableEngine {
   late(stream: string, opts: { limit?: number; cursor?: string } = {}): { late: LateEntry[]; next: string | null } {
     if (!this.engine.streams.has(stream)) throw new ServiceError('VIGIL_ERR_STREAM_NOT_FOUND', `unknown stream '${stream}'`, 404);
     const limit = clampLimit(opts.limit);
-    const below = opts.cursor !== undefined ? Number(opts.cursor) : Infinity;
+    const below = opts.cursor !== undefined ? parseCursor(opts.cursor) : Infinity;
     const out: LateEntry[] = [];
     for (const { value } of this.store.range<LateEntry>('late', { start: [stream, below === Infinity ? Number.MAX_SAFE_INTEGER : below - 1], end: [stream, -1], reverse: true })) {
       if (out.length === limit) return { late: out, next: String(out[out.length - 1]!.seq) };
@@ -685,13 +685,14 @@ export class DurableEngine {
 
   alerts(q: AlertQuery = {}): { alerts: (AlertRecord & { delivery: Record<string, { state: string; attempts: number; lastError: string | null }> })[]; next: string | null } {
     const limit = clampLimit(q.limit);
-    const below = q.cursor !== undefined ? Number(q.cursor) : Number.MAX_SAFE_INTEGER;
+    const below = q.cursor !== undefined ? parseCursor(q.cursor) : Number.MAX_SAFE_INTEGER;
+    const wantKey = q.key;
     const out: (AlertRecord & { delivery: Record<string, { state: string; attempts: number; lastError: string | null }> })[] = [];
     let lastSeq = -1;
     for (const { value } of this.store.range<OutboxEntry>('outbox', { start: below - 1, end: -1, reverse: true })) {
       const entry = this.outboxDirty.get(value.seq) ?? value;
       if (q.rule !== undefined && entry.alert.rule !== q.rule) continue;
-      if (q.key !== undefined && String(entry.alert.key) !== q.key) continue;
+      if (wantKey !== undefined && keyText(entry.alert.key) !== wantKey) continue;
       if (q.since !== undefined && entry.raisedAt < q.since) break;
       if (out.length === limit) return { alerts: out, next: String(lastSeq) };
       const delivery: Record<string, { state: string; attempts: number; lastError: string | null }> = {};
@@ -791,6 +792,17 @@ function hasErrors(p: CompiledProgram): boolean {
 
 function finite(n: number): number | null {
   return Number.isFinite(n) ? n : null;
+}
+
+/** A paging cursor is the position of the last item of the previous page. */
+function parseCursor(cursor: string): number {
+  if (!/^\d{1,15}$/.test(cursor)) throw new ServiceError('VIGIL_ERR_BAD_REQUEST', `'${cursor.slice(0, 40)}' is not a cursor from a previous page`, 400);
+  return Number(cursor);
+}
+
+/** How `?key=` names a key: a string as itself, anything else as its JSON. */
+function keyText(key: Json): string {
+  return typeof key === 'string' ? key : JSON.stringify(key);
 }
 
 function clampLimit(n: number | undefined): number {

@@ -87,3 +87,29 @@ describe('DurableEngine restart', () => {
     }
   });
 });
+
+describe('DurableEngine queries', () => {
+  it('pages alerts with cursors, filters by key (objects by their JSON), rejects a bad cursor', async () => {
+    const dir = tempDir();
+    const core = await DurableEngine.open({ dataDir: join(dir, 'data'), rulesDir: null, checkpointMs: 1 });
+    const put = await core.putRule('r', 'stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match a: x == 1\n}\n');
+    expect(put.ok).toBe(true);
+    const events = [];
+    for (let i = 0; i < 7; i++) events.push({ k: i % 2 === 0 ? 'even' : { n: 1 }, ts: 1000 + i, x: 1 });
+    expect(await core.ingest('s', events, 0)).toEqual({ accepted: 7, late: 0, rejected: [] });
+    const first = core.alerts({ limit: 3 });
+    expect(first.alerts).toHaveLength(3);
+    expect(first.alerts[0]!.time).toBe('1970-01-01T00:00:01.006Z'); // newest first
+    const second = core.alerts({ limit: 3, cursor: first.next! });
+    const third = core.alerts({ limit: 3, cursor: second.next! });
+    expect([...first.alerts, ...second.alerts, ...third.alerts].map((a) => a.time)).toEqual(
+      [6, 5, 4, 3, 2, 1, 0].map((i) => new Date(1000 + i).toISOString()),
+    );
+    expect(third.next).toBeNull();
+    expect(core.alerts({ key: 'even' }).alerts).toHaveLength(4);
+    expect(core.alerts({ key: '{"n":1}' }).alerts).toHaveLength(3);
+    expect(() => core.alerts({ cursor: 'abc' })).toThrow(/not a cursor/);
+    expect(() => core.late('s', { cursor: '-1' })).toThrow(/not a cursor/);
+    await core.close();
+  });
+});
