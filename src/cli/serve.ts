@@ -11,6 +11,11 @@ import { pino, type Logger } from 'pino';
 import { buildServer } from '../api/server.js';
 import { ConfigError, isLoopback, loadConfig, redactConfig, type Config } from '../config.js';
 import { DurableEngine } from '../engine/durable-engine.js';
+import { Dispatcher } from '../dispatch/dispatcher.js';
+import { MqttConnection } from '../ingest/mqtt-connection.js';
+import { MqttSource } from '../ingest/mqtt-source.js';
+import { createMetrics } from '../metrics/registry.js';
+import { createSinkRegistry } from '../sinks/registry.js';
 
 const say = (line: string): void => {
   process.stderr.write(`vigil serve: ${line}\n`);
@@ -87,13 +92,63 @@ export async function serve(args: string[]): Promise<number> {
     return 1;
   }
 
-  const app = buildServer(core, config, logger);
+  // Metrics read the engine at scrape time; the rest is counted where it happens.
+  let connection: MqttConnection | null = null;
+  const metrics = createMetrics({
+    engine: core.engine,
+    stateSizeBytes: () => core.store.sizeBytes(),
+    outboxBacklog: () => core.outboxBacklog(),
+    mqttConnected: () => (connection === null ? null : connection.connected),
+  });
+  core.onCheckpoint((seconds, ok) => metrics.observeCheckpoint(seconds, ok));
+  core.onCommittedAlerts((entries) => {
+    for (const e of entries) metrics.countAlert(e.alert.rule, e.alert.kind);
+  });
+  core.onRuleLoadError(() => metrics.ruleLoadError());
+
+  // MQTT: one connection for ingest (`source mqtt` filters) and the `to mqtt` sink.
+  let source: MqttSource | null = null;
+  if (config.mqttUrl !== null) {
+    connection = new MqttConnection({ url: config.mqttUrl, logger });
+    source = new MqttSource(core, connection, { onMessage: (stream, outcome) => metrics.countMqtt(stream, outcome), logger });
+    await source.start();
+  }
+  core.onRulesChanged((changes) => {
+    for (const [rule, c] of changes) if (c.dropped > 0) metrics.ruleChanged(rule, c.dropped);
+    // New streams may declare new MQTT sources.
+    void source?.refresh().catch((err: Error) => logger.warn({ error: err.message }, 'mqtt subscriptions not refreshed'));
+  });
+
+  // Delivery: the outbox, one queue per sink target, retries with backoff.
+  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null });
+  const dispatcher = new Dispatcher(core, sinks, {
+    onDelivery: (sink, outcome, latencySeconds) => metrics.observeDelivery(sink, outcome, latencySeconds),
+    logger,
+  });
+  dispatcher.start();
+
+  const app = buildServer(core, config, logger, {
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.metrics() }),
+    extraReadiness:
+      connection === null
+        ? undefined
+        : () => ({ ok: connection!.connected, detail: connection!.connected ? 'mqtt connected' : 'mqtt not connected' }),
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.routeOptions.url === '/streams/:stream/events') metrics.countHttpIngest(reply.statusCode < 300 ? 'accepted' : reply.statusCode < 500 ? 'client_error' : 'server_error');
+  });
   let stopping: Promise<void> | null = null;
+  // Stop order: no new HTTP requests or MQTT messages; the final commit (which answers and
+  // acknowledges what was in flight); then delivery, sinks and the MQTT connection.
   const stop = async (): Promise<void> => {
     try {
       await app.close();
+      await source?.stop();
     } finally {
       await core.close();
+      await dispatcher.stop();
+      await sinks.close();
+      await connection?.close();
     }
   };
 

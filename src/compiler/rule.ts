@@ -389,10 +389,18 @@ class RuleCompiler {
     else if (q.min > q.max) this.error('compile/bad-quantifier', `'${q.text}': the minimum is larger than the maximum`, q.span);
   }
 
-  /** Can a partial match outlive its first event (so that a finished match may wait for it)? */
+  /**
+   * Can a partial match outlive its first event without bound (so that a finished match may
+   * wait for it)? Not for one plain step, nor for one plain step followed by an absence, whose
+   * wait ends after its `for` duration.
+   */
   private canHold(p: Pattern): boolean {
-    const positives = p.elements.filter((e) => e.kind === 'group' || !e.negated);
-    return p.elements.length > 1 || positives.some((e) => (e.kind === 'group' ? true : (e.quantifier?.max ?? 1) > 1));
+    const els = p.elements;
+    const plain = (e: PatternElement | undefined) => e !== undefined && e.kind === 'step' && !e.negated && (e.quantifier?.max ?? 1) === 1;
+    if (els.length === 1) return !plain(els[0]);
+    const last = els[els.length - 1]!;
+    if (els.length === 2 && plain(els[0]) && last.kind === 'step' && last.negated && last.absence !== null) return false;
+    return true;
   }
 
   // -------------------------------------------------------------- lowering to a graph plan

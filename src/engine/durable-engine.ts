@@ -91,6 +91,8 @@ export class DurableEngine {
   private outboxOldest = 0;
 
   private readonly commitListeners: ((entries: OutboxEntry[]) => void)[] = [];
+  private readonly ruleChangeListeners: ((changes: Map<string, { kept: boolean; dropped: number; created: boolean }>) => void)[] = [];
+  private readonly ruleErrorListeners: ((errors: Diagnostic[]) => void)[] = [];
   private readonly checkpointListeners: ((seconds: number, ok: boolean) => void)[] = [];
   private ticker: NodeJS.Timeout | null = null;
   private watcher: FSWatcher | null = null;
@@ -328,7 +330,22 @@ export class DurableEngine {
     }
     this.program = program;
     this.scheduleCommit();
+    if (result.size > 0) for (const l of this.ruleChangeListeners) l(result);
     return result;
+  }
+
+  /** After rules were loaded, swapped or removed (what happened to each one's partial matches). */
+  onRulesChanged(listener: (changes: Map<string, { kept: boolean; dropped: number; created: boolean }>) => void): void {
+    this.ruleChangeListeners.push(listener);
+  }
+
+  /** A rule text (API or file) that was refused because it does not compile. */
+  onRuleLoadError(listener: (errors: Diagnostic[]) => void): void {
+    this.ruleErrorListeners.push(listener);
+  }
+
+  private ruleLoadFailed(errors: Diagnostic[]): void {
+    for (const l of this.ruleErrorListeners) l(errors);
   }
 
   /** Partial matches dropped because a rule's pattern changed, per rule (for metrics). */
@@ -349,7 +366,11 @@ export class DurableEngine {
       const names = own.map((r) => `'${r.name}'`).join(', ');
       errors.push(syntheticError(own.length === 0 ? `the text declares no rule named '${id}'` : `the text must declare exactly one rule, named '${id}' (found ${names})`, file));
     }
-    if (errors.length > 0) return { ok: false, status: 400, errors: errors.map((d) => ({ ...d, file: d.file.startsWith(API_FILE_PREFIX) ? 'request' : d.file })) };
+    if (errors.length > 0) {
+      this.ruleLoadFailed(errors);
+      this.logger.warn({ rule: id, errors: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'rule refused: it does not compile; the old version keeps running');
+      return { ok: false, status: 400, errors: errors.map((d) => ({ ...d, file: d.file.startsWith(API_FILE_PREFIX) ? 'request' : d.file })) };
+    }
     this.apiSources.set(id, text);
     const outcome = this.reconcile(program).get(id);
     await this.afterCommit();
@@ -405,6 +426,7 @@ export class DurableEngine {
       for (const d of errors.filter((x) => x.severity === 'error')) {
         this.logger.error({ file: d.file, line: d.line, col: d.col, code: d.code, error: d.message }, 'rules file does not compile; its previous version keeps running');
       }
+      this.ruleLoadFailed(errors.filter((x) => x.severity === 'error'));
       if (before.has(bad.file) && files.get(bad.file) !== before.get(bad.file)) files.set(bad.file, before.get(bad.file)!);
       else files.delete(bad.file);
       program = this.compile({ files });

@@ -85,7 +85,7 @@ describe('rule checks', () => {
   });
 
   it('does not warn about held matches under skip none, with within, or for one plain step', () => {
-    for (const body of ['match a: x == 1 then b: x == 2\n  skip none', 'match a: x == 1 then b: x == 2\n  within 1m', 'match a: x == 1']) {
+    for (const body of ['match a: x == 1 then b: x == 2\n  skip none', 'match a: x == 1 then b: x == 2\n  within 1m', 'match a: x == 1', 'match a: x == 1 then not b: x == 2 for 5m']) {
       expect(diags(STREAM + `rule r {\n  from s\n  ${body}\n}`)).toEqual([]);
     }
   });
