@@ -98,6 +98,8 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
   private readonly outstanding = new Set<Promise<boolean>>();
   /** Packet ids whose PUBACK we never sent (connection lost first): their next arrival is a redelivery. */
   private readonly droppedAcks = new Set<number>();
+  /** Packet ids of this connection received and not yet acknowledged. */
+  private readonly unacked = new Set<number>();
   private closed = false;
   private everConnected = false;
 
@@ -135,6 +137,10 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
     this.client.on('close', () => {
       this.generation++;
       this.held.clear();
+      // Their PUBACKs will not be sent (see the ack gate): mark them now, not when their commits
+      // end — the broker may redeliver them on the next connection before that.
+      for (const id of this.unacked) this.droppedAcks.add(id);
+      this.unacked.clear();
       if (!this.closed) this.emit('close');
     });
     this.client.on('offline', () => {
@@ -218,6 +224,7 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
         return false;
       },
     );
+    this.unacked.add(packet.messageId);
     this.outstanding.add(done);
     void done.then(() => this.outstanding.delete(done));
     this.held.set(packet.messageId, { generation: this.generation, done });
@@ -236,11 +243,12 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
       cb?.();
       void hold.done.then((ok) => {
         if (!ok) return;
-        if (hold.generation !== this.generation || !this.client.connected) {
-          this.droppedAcks.add(id);
+        const stream = this.client.stream as { destroyed?: boolean; writable?: boolean } | undefined;
+        if (hold.generation !== this.generation || !this.client.connected || !stream || stream.destroyed || stream.writable === false) {
           this.logger.debug({ messageId: id }, 'connection changed before the commit: acknowledgement dropped (the broker redelivers)');
           return;
         }
+        this.unacked.delete(id);
         send(packet, undefined, cbStorePut, noStore);
       });
     };
