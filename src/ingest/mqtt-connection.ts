@@ -20,7 +20,10 @@
 // connection: its packet id may already name another message there. The broker redelivers
 // the message (DUP set) and the source's idempotency keys keep its effect single.
 // A handler that rejects (the effect could not be made durable) leaves the message un-acked
-// for the same reason.
+// for the same reason. The ids left un-acked when a connection closes are remembered (while
+// the session is kept): their next arrival is a redelivery even if the broker forgets the DUP
+// flag (aedes 1.2 does). A PUBACK already written to a socket that then dies is beyond our
+// knowledge: only the broker's DUP flag protects that one.
 //
 // Reconnects: mqtt.js's fixed `reconnectPeriod`, doubled per failed attempt up to a cap
 // (with jitter, so a fleet does not reconnect in step) and reset on connect.
