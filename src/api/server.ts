@@ -29,6 +29,7 @@ import { alertRoutes } from './routes/alerts.js';
 import { healthRoutes } from './routes/health.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { ruleRoutes } from './routes/rules.js';
+import { statusRoutes } from './routes/status.js';
 import { streamRoutes } from './routes/streams.js';
 
 export type AlertWithDelivery = AlertRecord & { delivery: Record<string, { state: string; attempts: number; lastError: string | null }> };
@@ -99,5 +100,6 @@ export function buildServer(core: ServiceCore, config: Config, logger: FastifyBa
   app.register(streamRoutes, ctx);
   app.register(alertRoutes, ctx);
   app.register(adminRoutes, ctx);
+  app.register(statusRoutes, ctx);
   return app;
 }
