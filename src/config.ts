@@ -23,6 +23,8 @@ export interface Config {
   /** Largest request body in bytes (413 above). */
   bodyLimit: number;
   idempotencyTtlMs: number;
+  outboxKeep: number;
+  lateKeep: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
 }
@@ -58,6 +60,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', kind: 'log-level', default: 'info', meaning: `JSON log level: ${LOG_LEVELS.join(', ')}.` },
   { key: 'bodyLimit', env: 'VIGIL_BODY_LIMIT', flag: 'body-limit', kind: 'positive-int', default: 16 * 1024 * 1024, meaning: 'Largest request body in bytes; larger bodies get 413.' },
   { key: 'idempotencyTtlMs', env: 'VIGIL_IDEMPOTENCY_TTL_MS', flag: 'idempotency-ttl-ms', kind: 'int', default: 24 * 60 * 60 * 1000, meaning: 'How long an ingest Idempotency-Key is remembered (ms).' },
+  { key: 'outboxKeep', env: 'VIGIL_OUTBOX_KEEP', flag: 'outbox-keep', kind: 'int', default: 100_000, meaning: 'Alerts kept in the outbox (GET /alerts); the oldest whose deliveries are all final are pruned beyond it.' },
+  { key: 'lateKeep', env: 'VIGIL_LATE_KEEP', flag: 'late-keep', kind: 'int', default: 10_000, meaning: 'Late events kept per stream on the late side output; the oldest are pruned beyond it.' },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 

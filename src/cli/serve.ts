@@ -82,6 +82,8 @@ export async function serve(args: string[]): Promise<number> {
       rulesDir,
       checkpointMs: config.checkpointMs,
       idempotencyTtlMs: config.idempotencyTtlMs,
+      outboxKeep: config.outboxKeep,
+      lateKeepPerStream: config.lateKeep,
       env: process.env,
       logger,
       onFatal: (error) => fatal?.(error),
@@ -138,17 +140,18 @@ export async function serve(args: string[]): Promise<number> {
     if (request.routeOptions.url === '/streams/:stream/events') metrics.countHttpIngest(reply.statusCode < 300 ? 'accepted' : reply.statusCode < 500 ? 'client_error' : 'server_error');
   });
   let stopping: Promise<void> | null = null;
-  // Stop order: no new HTTP requests or MQTT messages; the final commit (which answers and
-  // acknowledges what was in flight); then delivery, sinks and the MQTT connection.
+  // Stop order: no new HTTP requests or MQTT messages; delivery stops (its last states are
+  // recorded); the MQTT connection closes once the acks under way are sent; the sinks close;
+  // the final commit saves everything, delivery states included.
   const stop = async (): Promise<void> => {
     try {
       await app.close();
       await source?.stop();
+      await dispatcher.stop();
+      await connection?.close();
+      await sinks.close();
     } finally {
       await core.close();
-      await dispatcher.stop();
-      await sinks.close();
-      await connection?.close();
     }
   };
 

@@ -110,14 +110,6 @@ export class Dispatcher {
   /** Every job the dispatcher owns (queued, in flight or waiting for its retry), by `seq name`. */
   private readonly jobs = new Map<string, Job>();
   private readonly inFlight = new Set<Promise<void>>();
-  /**
-   * Per outbox entry with open jobs: the states this dispatcher recorded for its sinks, all
-   * re-recorded with every update. Why: `core.updateDelivery` reads the entry back from the
-   * store, and while a commit is being written the store still holds the entry without the
-   * update that commit carries — updating a second sink of the same alert then would silently
-   * undo the first (seen: a log sink's `delivered` lost when the webhook's followed 14 ms later).
-   */
-  private readonly recorded = new Map<number, { open: number; states: Map<string, DeliveryState> }>();
   private abort = new AbortController();
   private running = false;
   private subscribed = false;
@@ -164,7 +156,6 @@ export class Dispatcher {
     this.abort.abort(new Error('dispatcher stopped'));
     for (const job of this.jobs.values()) if (job.timer) clearTimeout(job.timer);
     this.jobs.clear();
-    this.recorded.clear();
     this.queues.clear();
     await Promise.allSettled([...this.inFlight]);
   }
@@ -187,9 +178,6 @@ export class Dispatcher {
       if (!queue) this.queues.set(key, (queue = { key, ready: [], head: 0, inFlight: 0 }));
       const job: Job = { id, seq: entry.seq, name, alert: entry.alert, delivery, raisedAt: entry.raisedAt, attempts: state?.attempts ?? 0, queue, timer: null };
       this.jobs.set(id, job);
-      let rec = this.recorded.get(entry.seq);
-      if (!rec) this.recorded.set(entry.seq, (rec = { open: 0, states: new Map() }));
-      rec.open++;
       n++;
       const wait = state?.state === 'retrying' && state.nextAttemptAt !== null ? state.nextAttemptAt - this.now() : 0;
       if (wait > 0) this.later(job, wait);
@@ -274,17 +262,8 @@ export class Dispatcher {
   }
 
   private record(job: Job, state: DeliveryState): void {
-    const rec = this.recorded.get(job.seq);
     try {
-      if (!rec) {
-        this.core.updateDelivery(job.seq, job.name, state);
-        return;
-      }
-      rec.states.set(job.name, state);
-      for (const [name, s] of rec.states) this.core.updateDelivery(job.seq, name, s);
-      if (state.state === 'delivered' || state.state === 'failed') {
-        if (--rec.open <= 0) this.recorded.delete(job.seq);
-      }
+      this.core.updateDelivery(job.seq, job.name, state);
     } catch (err) {
       this.logger.error({ alert: job.alert.id, sink: job.name, error: (err as Error).message }, 'cannot record a delivery state');
     }

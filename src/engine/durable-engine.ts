@@ -81,6 +81,8 @@ export class DurableEngine {
   private pendingLate: LateEntry[] = [];
   private readonly dirtyStreams = new Set<StreamRuntime>();
   private readonly outboxDirty = new Map<number, OutboxEntry>();
+  /** Outbox entries written by the commit under way: the freshest copy until it lands. */
+  private outboxInFlight = new Map<number, OutboxEntry>();
   private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private commitTimer: NodeJS.Timeout | null = null;
   private committing: Promise<void> | null = null;
@@ -125,6 +127,7 @@ export class DurableEngine {
         },
         late: (stream, event) => {
           this.pendingLate.push({ seq: event.seq, stream, time: event.time, arrivalTime: new Date(this.now()).toISOString(), event: event.data });
+          this.noteLate(stream, event.time);
         },
       },
     });
@@ -327,6 +330,10 @@ export class DurableEngine {
       this.pendingOps.push({ db: 'rules', key: rule.name, value: this.storedRule(rule.name) });
       result.set(rule.name, { kept: keep, dropped, created: !old });
       this.logger.info({ rule: rule.name, version: rule.version, keptPartialMatches: keep, droppedPartialMatches: dropped }, old ? 'rule swapped' : 'rule loaded');
+    }
+    // A stream that no loaded text declares and no rule reads is gone (its MQTT sources too).
+    for (const [name, st] of [...this.engine.streams]) {
+      if (!program.streams.has(name) && st.rules.length === 0) this.engine.streams.delete(name);
     }
     this.program = program;
     this.scheduleCommit();
@@ -571,6 +578,7 @@ export class DurableEngine {
     this.committing = commit;
     try {
       await commit;
+      this.outboxInFlight = new Map();
     } catch (err) {
       const error = err as Error;
       for (const l of this.checkpointListeners) l(0, false);
@@ -634,6 +642,8 @@ export class DurableEngine {
       this.outboxCount++;
     }
     for (const [seq, entry] of this.outboxDirty) ops.push({ db: 'outbox', key: seq, value: entry });
+    this.outboxInFlight = new Map(this.outboxDirty);
+    for (const a of this.pendingAlerts) this.outboxInFlight.set(a.seq, a);
     this.outboxDirty.clear();
     // Keep the outbox bounded: the oldest alerts whose deliveries are all final go first.
     while (this.outboxCount > this.outboxKeep) {
@@ -675,6 +685,38 @@ export class DurableEngine {
     if (this.dirtyStreams.size > 0 || this.pendingAlerts.length > 0) this.scheduleCommit();
   }
 
+  // ------------------------------------------------------------ late-data log (rate-limited)
+
+  private readonly lateBursts = new Map<string, { count: number; oldest: number; timer: NodeJS.Timeout | null }>();
+
+  /**
+   * Late events are logged per stream at most once per 10 s: the first at once (with the others
+   * of the same tick), then a summary of what came during the quiet period, if anything did.
+   */
+  private noteLate(stream: string, time: number): void {
+    let b = this.lateBursts.get(stream);
+    if (!b) this.lateBursts.set(stream, (b = { count: 0, oldest: Infinity, timer: null }));
+    b.count++;
+    if (time < b.oldest) b.oldest = time;
+    if (b.timer === null) this.scheduleLateLog(stream, b, 0);
+  }
+
+  private scheduleLateLog(stream: string, b: { count: number; oldest: number; timer: NodeJS.Timeout | null }, delayMs: number): void {
+    b.timer = setTimeout(() => {
+      b.timer = null;
+      if (b.count === 0 || !this.open) return;
+      const st = this.engine.streams.get(stream);
+      this.logger.warn(
+        { stream, lateEvents: b.count, oldestLateTime: b.oldest, watermark: st ? finite(st.watermark) : null },
+        'late events: below the watermark, kept on the late side output (GET /streams/:stream/late)',
+      );
+      b.count = 0;
+      b.oldest = Infinity;
+      this.scheduleLateLog(stream, b, 10_000);
+    }, delayMs);
+    b.timer.unref();
+  }
+
   // ------------------------------------------------------------ queries
 
   streams(): StreamInfo[] {
@@ -712,7 +754,7 @@ export class DurableEngine {
     const out: (AlertRecord & { delivery: Record<string, { state: string; attempts: number; lastError: string | null }> })[] = [];
     let lastSeq = -1;
     for (const { value } of this.store.range<OutboxEntry>('outbox', { start: below - 1, end: -1, reverse: true })) {
-      const entry = this.outboxDirty.get(value.seq) ?? value;
+      const entry = this.freshest(value);
       if (q.rule !== undefined && entry.alert.rule !== q.rule) continue;
       if (wantKey !== undefined && keyText(entry.alert.key) !== wantKey) continue;
       if (q.since !== undefined && entry.raisedAt < q.since) break;
@@ -731,16 +773,23 @@ export class DurableEngine {
   unfinishedDeliveries(): OutboxEntry[] {
     const out: OutboxEntry[] = [];
     for (const { value } of this.store.range<OutboxEntry>('outbox')) {
-      const entry = this.outboxDirty.get(value.seq) ?? value;
+      const entry = this.freshest(value);
       if (Object.values(entry.delivery).some((d) => d.state === 'pending' || d.state === 'retrying')) out.push(entry);
     }
     return out;
   }
 
+  /** The newest copy of an outbox entry: changed since the last commit, in the commit under way, or stored. */
+  private freshest(stored: OutboxEntry): OutboxEntry {
+    return this.outboxDirty.get(stored.seq) ?? this.outboxInFlight.get(stored.seq) ?? stored;
+  }
+
   /** Records a delivery attempt's result; written with the next commit. */
   updateDelivery(seq: number, name: string, state: DeliveryState): void {
-    const entry = this.outboxDirty.get(seq) ?? this.store.get<OutboxEntry>('outbox', seq);
-    if (!entry) return;
+    const known = this.outboxDirty.get(seq) ?? this.outboxInFlight.get(seq) ?? this.store.get<OutboxEntry>('outbox', seq);
+    if (!known) return;
+    // A copy: the one in flight must stay as that commit wrote it.
+    const entry: OutboxEntry = { ...known, delivery: { ...known.delivery } };
     entry.delivery[name] = state;
     this.outboxDirty.set(seq, entry);
     this.scheduleCommit();
@@ -798,6 +847,7 @@ export class DurableEngine {
       return;
     }
     if (this.ticker) clearInterval(this.ticker);
+    for (const b of this.lateBursts.values()) if (b.timer) clearTimeout(b.timer);
     this.watcher?.close();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     if (this.commitTimer) clearTimeout(this.commitTimer);

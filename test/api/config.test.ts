@@ -21,6 +21,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       bodyLimit: 16 * 1024 * 1024,
       idempotencyTtlMs: 86_400_000,
+      outboxKeep: 100_000,
+      lateKeep: 10_000,
       fromSavepoint: null,
     });
   });

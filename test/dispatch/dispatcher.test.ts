@@ -211,7 +211,8 @@ describe('Dispatcher', () => {
     await until(() => dispatcher.stats().some((s) => s.inFlight > 0), 2000, 'in flight');
     const t0 = Date.now();
     await dispatcher.stop();
-    expect(Date.now() - t0).toBeLessThan(500);
+    // The attempt hangs forever: stop() must not wait for it (generous bound for loaded CI).
+    expect(Date.now() - t0).toBeLessThan(2000);
     await t.core.commitNow();
     expect(alertsOf(t.core, 'stopped')[0]!.delivery['0:webhook']).toMatchObject({ state: 'pending', attempts: 0 });
     receiver.reply(() => ({ status: 200 }));

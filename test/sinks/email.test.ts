@@ -154,7 +154,8 @@ describe('email sink', () => {
     const started = Date.now();
     const outcome = await deliverWithTimeout(sink, sampleAlert(), email(['slow@example.com']), 150);
     expect(outcome).toEqual({ ok: false, retryable: true, error: 'timeout after 150 ms' });
-    expect(Date.now() - started).toBeLessThan(1000);
+    // Well under the server's 5 s stall: the attempt was aborted, not waited out.
+    expect(Date.now() - started).toBeLessThan(3000);
     smtp.setDataDelay(0);
     expect(await sink.deliver(sampleAlert(), email(['after@example.com']), never)).toEqual({ ok: true });
   });

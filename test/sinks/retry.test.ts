@@ -104,14 +104,15 @@ describe('deliverWithTimeout', () => {
     const outcome = await deliverWithTimeout(sink, alert, logDelivery, 50);
     expect(outcome).toEqual({ ok: false, retryable: true, error: 'timeout after 50 ms' });
     expect(seen?.aborted).toBe(true);
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('stops waiting for a sink that ignores its signal', async () => {
     const started = Date.now();
     const outcome = await deliverWithTimeout(scriptedSink(() => 'ignore-abort'), alert, logDelivery, 30);
     expect(outcome).toMatchObject({ ok: false, retryable: true, error: 'timeout after 30 ms' });
-    expect(Date.now() - started).toBeLessThan(250);
+    // Bounded by the timeout, not by the sink (which would hang forever); generous for loaded CI.
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('turns a throwing sink into a retryable failure', async () => {
