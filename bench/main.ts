@@ -2,8 +2,17 @@
 // Targets live in the issues; this only measures.
 
 import { benchHandWritten, benchRule, generateEvents, type EngineBenchResult } from './engine.js';
+import { runCleanups } from './service-helpers.js';
+import { benchHttp, benchLatency, benchMqtt, benchRestart, section } from './service.js';
 
 const N = Number(process.env.VIGIL_BENCH_EVENTS ?? 1_000_000);
+/** Events of the service sections `http` and `restart` (keys of `restart`). */
+const SERVICE_N = Number(process.env.VIGIL_BENCH_SERVICE_EVENTS ?? 1_000_000);
+/** Messages of the `mqtt` section. */
+const MQTT_N = Number(process.env.VIGIL_BENCH_MQTT_MESSAGES ?? 200_000);
+/** Seconds of the `latency` section. */
+const LATENCY_S = Number(process.env.VIGIL_BENCH_LATENCY_SECONDS ?? 5);
+const SECTIONS = ['engine', 'http', 'restart', 'mqtt', 'latency'];
 
 function line(r: EngineBenchResult): string {
   return `${r.name.padEnd(28)} ${(r.eventsPerSecond / 1e6).toFixed(2).padStart(6)} M events/s  ${r.seconds.toFixed(3)} s  heap ${r.heapMiB.toFixed(1)} MiB  alerts ${r.alerts}`;
@@ -11,6 +20,8 @@ function line(r: EngineBenchResult): string {
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
+  const unknown = only.filter((s) => !SECTIONS.includes(s));
+  if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(', ')}; sections: ${SECTIONS.join(', ')}`);
   const want = (name: string) => only.length === 0 || only.includes(name);
   if (want('engine')) {
     console.log(`# engine alone: ${N} events over 100k keys (node ${process.version})`);
@@ -26,9 +37,25 @@ async function main(): Promise<void> {
     console.log(`(a) / hand-written: ${(a.eventsPerSecond / h.eventsPerSecond).toFixed(3)}`);
     if (a.alerts !== h.alerts) console.log(`WARNING: (a) raised ${a.alerts} alerts, the hand-written machine ${h.alerts}`);
   }
+  // The service sections: `vigil serve` in a child process (build first: `npm run build`).
+  // Each is bounded in time and cleans up its processes, temp dirs and broker.
+  let failed = 0;
+  if (want('http') && !(await section('http', 150_000, () => benchHttp(SERVICE_N)))) failed++;
+  if (want('restart') && !(await section('restart', 180_000, () => benchRestart(SERVICE_N)))) failed++;
+  if (want('mqtt') && !(await section('mqtt', 150_000, () => benchMqtt(MQTT_N)))) failed++;
+  if (want('latency') && !(await section('latency', 60_000, () => benchLatency(LATENCY_S)))) failed++;
+  if (failed > 0) process.exitCode = 1;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    void runCleanups().finally(() => process.exit(130));
+  });
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => runCleanups());
