@@ -110,13 +110,14 @@ async function run(args: string[]): Promise<number> {
     process.stderr.write(`vigil run: cannot read ${values.events}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
     return 1;
   }
-  const lines = createInterface({ input, crlfDelay: Infinity });
   const out = process.stdout;
   let delivery: { onAlert: Parameters<typeof replay>[0]['onAlert']; finish: () => Promise<number> } | undefined;
   if (values.deliver) {
     const { createReplayDelivery } = await import('./deliver.js');
     delivery = createReplayDelivery((line) => process.stderr.write(line + '\n'));
   }
+  // Made only now: lines read before the replay iterates them would be lost.
+  const lines = createInterface({ input, crlfDelay: Infinity });
   const code = await replay(
     { rules: files, events: lines, eventsName: fromStdin ? 'stdin' : values.events, stream: values.stream, onAlert: delivery?.onAlert },
     (record) => out.write(JSON.stringify(record) + '\n'),

@@ -645,13 +645,17 @@ export class DurableEngine {
     this.outboxInFlight = new Map(this.outboxDirty);
     for (const a of this.pendingAlerts) this.outboxInFlight.set(a.seq, a);
     this.outboxDirty.clear();
-    // Keep the outbox bounded: the oldest alerts whose deliveries are all final go first.
-    while (this.outboxCount > this.outboxKeep) {
-      const oldest = this.store.get<OutboxEntry>('outbox', this.outboxOldest);
-      if (oldest && Object.values(oldest.delivery).some((d) => d.state === 'pending' || d.state === 'retrying')) break;
-      if (oldest) {
-        ops.push({ db: 'outbox', key: this.outboxOldest });
-        ops.push({ db: 'alertIds', key: oldest.alert.id });
+    // Keep the outbox bounded: the oldest alerts whose deliveries are all final go first. Only
+    // stored entries are candidates (those of this commit are newer than any stored one).
+    const firstNew = this.pendingAlerts.length > 0 ? this.pendingAlerts[0]!.seq : this.alertSeq;
+    while (this.outboxCount > this.outboxKeep && this.outboxOldest < firstNew) {
+      const stored = this.store.get<OutboxEntry>('outbox', this.outboxOldest);
+      if (stored) {
+        const entry = this.freshest(stored);
+        if (Object.values(entry.delivery).some((d) => d.state === 'pending' || d.state === 'retrying')) break;
+        ops.push({ db: 'outbox', key: entry.seq });
+        ops.push({ db: 'alertIds', key: entry.alert.id });
+        this.outboxDirty.delete(entry.seq);
         this.outboxCount--;
       }
       this.outboxOldest++;

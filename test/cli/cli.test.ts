@@ -123,3 +123,31 @@ describe('vigil run', () => {
     expect(vigil(['frobnicate']).code).toBe(2);
   });
 });
+
+describe('vigil run --deliver', () => {
+  it('sends each alert through its sinks (a real webhook receiver) and still prints the records', async () => {
+    const { spawn } = await import('node:child_process');
+    const { startHttpReceiver } = await import('../helpers/http-receiver.js');
+    const receiver = await startHttpReceiver(() => ({ status: 200 }));
+    try {
+      const rules = RULES.replace('within 10m', `within 10m\n  alert high "Card {card}" to webhook "${receiver.url}/hook"`).replace(/\n  alert high "Card \{card\}: [^\n]*/, '');
+      const p = file('deliver.vigil', rules);
+      const child = spawn(process.execPath, [bin, 'run', p, '--events', '-', '--deliver'], { cwd: dir, env: { ...process.env, VIGIL_LOG_LEVEL: 'silent' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c) => (stdout += c));
+      child.stderr.on('data', (c) => (stderr += c));
+      child.stdin.end('{"card":"c1","ts":1000,"amount":1}\n{"card":"c1","ts":2000,"amount":2}\n{"card":"c1","ts":3000,"amount":900}\n');
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(stderr).not.toMatch(/failed/);
+      expect(code).toBe(0);
+      const record = JSON.parse(stdout.trim());
+      expect(record.message).toBe('Card c1');
+      expect(receiver.requests).toHaveLength(1);
+      expect(receiver.requests[0]!.headers['idempotency-key']).toBe(record.id);
+      expect(JSON.parse(receiver.requests[0]!.body).id).toBe(record.id);
+    } finally {
+      await receiver.close();
+    }
+  });
+});
