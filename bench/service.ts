@@ -118,11 +118,11 @@ export async function benchHttp(n: number): Promise<void> {
   const bodies = texts.map((t) => Buffer.from(t, 'utf8'));
   const bytes = bodies.reduce((s, b) => s + b.length, 0);
   const ceiling = parseCeiling(texts);
-  console.log(`# http ingest: ${n} events over 100k keys, NDJSON batches of ${BATCH} (${mib(bytes)}), rule a then b within 1m, --checkpoint-ms 20`);
+  console.log(`# http ingest: ${n} events over 100k keys, NDJSON batches of ${BATCH} (${mib(bytes)}), rule a then b within 1m, --checkpoint-ms 5`);
   let best: { inFlight: number; rate: number } | null = null;
   for (const inFlight of [4, 8]) {
     const rules = rulesDir(HTTP_RULE);
-    const svc = await startService({ dataDir: tempDir('http-data'), rulesDir: rules, checkpointMs: 20 });
+    const svc = await startService({ dataDir: tempDir('http-data'), rulesDir: rules, checkpointMs: 5 });
     // No warm-up: the figure includes the service's JIT warm-up (a second of it at most).
     const r = await sendAll(svc.client, 'tx', bodies, inFlight);
     const rate = r.accepted / r.seconds;
@@ -172,7 +172,7 @@ export async function benchRestart(n: number): Promise<void> {
   }
   const dataDir = tempDir('restart-data');
   const rules = rulesDir(RESTART_RULE);
-  const first = await startService({ dataDir, rulesDir: rules, checkpointMs: 20 });
+  const first = await startService({ dataDir, rulesDir: rules, checkpointMs: 5 });
   console.log(`restart: first start to ready (empty state) ${(first.readyAt - first.spawnedAt).toFixed(0)} ms`);
   // Batches in flight may overtake each other by a few seconds of event time: watermark 5s.
   // One last event 10 s later (type x: no partial match) releases the tail from the rule's buffer.
@@ -186,7 +186,7 @@ export async function benchRestart(n: number): Promise<void> {
   console.log(`restart: SIGTERM → exit ${code} in ${(performance.now() - t0).toFixed(0)} ms`);
   const du = diskUsage(dataDir);
   console.log(`restart: state on disk ${mib(du.allocated)} allocated (${mib(du.apparent)} apparent size)`);
-  const second = await startService({ dataDir, rulesDir: rules, checkpointMs: 20, readyTimeoutMs: 60_000 });
+  const second = await startService({ dataDir, rulesDir: rules, checkpointMs: 5, readyTimeoutMs: 60_000 });
   const ms = second.readyAt - second.spawnedAt;
   const after = await partialMatches(second.client);
   console.log(`restart: spawn → first 200 from GET /ready ${ms.toFixed(0)} ms with ${before} partial matches; after restart GET /rules shows ${after} partial matches${after === before ? '' : '  WARNING: differs'}`);
@@ -275,7 +275,7 @@ export async function benchMqtt(n: number): Promise<void> {
 
   // (b) Vigil subscribed through `source mqtt "bench/tx/+"`.
   {
-    const svc = await startService({ dataDir: tempDir('mqtt-data'), rulesDir: rulesDir(MQTT_STREAM_RULE), checkpointMs: 20, mqttUrl: broker.url });
+    const svc = await startService({ dataDir: tempDir('mqtt-data'), rulesDir: rulesDir(MQTT_STREAM_RULE), checkpointMs: 5, mqttUrl: broker.url });
     const pub = await connectClient(broker.url, 'bench-vigil-pub');
     // Ready means connected; the subscription may still be on its way: one probe message
     // (far in the past of the real events: it does not move the watermark past them).

@@ -12,7 +12,7 @@ export interface ServiceOptions {
   dataDir: string;
   /** Rules directory (`*.vigil` loaded at start and hot-loaded on change); null for none. */
   rulesDir: string | null;
-  /** Group commit interval (VIGIL_CHECKPOINT_MS); default 20 ms. */
+  /** How long changes gather after an idle period before a commit (VIGIL_CHECKPOINT_MS); default 5 ms. Under load commits run back to back. */
   checkpointMs?: number;
   /** How long an Idempotency-Key is remembered; default 24 h. */
   idempotencyTtlMs?: number;

@@ -17,7 +17,7 @@ describe('loadConfig', () => {
       smtpUrl: null,
       mailFrom: null,
       apiToken: null,
-      checkpointMs: 20,
+      checkpointMs: 5,
       logLevel: 'info',
       bodyLimit: 16 * 1024 * 1024,
       idempotencyTtlMs: 86_400_000,
