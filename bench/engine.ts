@@ -4,6 +4,7 @@
 // validation, event time, key, watermark, NFA step and alert records — no I/O.
 
 import { compileSources } from '../src/compiler/rule.js';
+import { prng as rng } from '../src/core/prng.js';
 import { Engine } from '../src/runtime/engine.js';
 
 export interface EngineBenchResult {
@@ -16,18 +17,6 @@ export interface EngineBenchResult {
 }
 
 const KEYS = 100_000;
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Ev = { card: string; ts: number; type: string; amount: number };
 

@@ -46,16 +46,11 @@ import {
 } from './types.js';
 
 const API_FILE_PREFIX = 'api:';
+/** Waiting answers past which a commit starts at once (see afterCommit). */
+const EAGER_COMMIT_WAITERS = 1000;
 
-interface RuleMeta {
-  version: number;
-  origin: 'file' | 'api';
-  file: string | null;
-  /** For API rules the text as submitted; for file rules the rule's own text. */
-  text: string;
-  fingerprint: string;
-  updatedAt: string;
-}
+/** What the core knows of a loaded rule besides its compiled form (stored as StoredRule). */
+type RuleMeta = Omit<StoredRule, 'name'>;
 
 export class DurableEngine {
   readonly engine: Engine;
@@ -81,11 +76,8 @@ export class DurableEngine {
   private pendingLate: LateEntry[] = [];
   private readonly dirtyStreams = new Set<StreamRuntime>();
   private readonly outboxDirty = new Map<number, OutboxEntry>();
-  /** Outbox entries written by the commit under way: the freshest copy until it lands. */
-  private outboxInFlight = new Map<number, OutboxEntry>();
   private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private commitTimer: NodeJS.Timeout | null = null;
-  private committing: Promise<void> | null = null;
   private readonly inflightIdem = new Map<string, Promise<IngestAnswer>>();
   private alertSeq = 0;
   private readonly lateSeqs = new Map<string, number[]>();
@@ -553,44 +545,40 @@ export class DurableEngine {
   afterCommit(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      this.scheduleCommit();
+      // A flood of small ingests (MQTT) can keep the event loop from reaching the commit timer:
+      // past a threshold the commit starts from here, without waiting for the timer.
+      if (this.waiters.length >= EAGER_COMMIT_WAITERS && this.open) {
+        if (this.commitTimer !== null) clearTimeout(this.commitTimer);
+        this.commitTimer = null;
+        void this.commitNow();
+      } else this.scheduleCommit();
     });
   }
 
   /**
-   * Group commit: after an idle period, changes gather for `checkpointMs`; while a commit is
-   * under way, everything that arrives waits for it and goes into the next one, which starts as
-   * soon as it lands. Under load commits run back to back, each as large as what came in during
-   * the previous one, so throughput is bounded by the disk, not by the interval.
+   * Group commit: changes gather for `checkpointMs` after the first one, then one synchronous
+   * LMDB transaction makes them all durable and every call waiting on them is answered. Under
+   * load each commit holds everything that arrived since the previous one; past
+   * EAGER_COMMIT_WAITERS waiting calls a commit starts at once.
    */
   private scheduleCommit(): void {
     if (this.commitTimer !== null || !this.open) return;
-    if (this.committing !== null) {
-      this.commitQueued = true;
-      return;
-    }
     this.commitTimer = setTimeout(() => {
       this.commitTimer = null;
       void this.commitNow();
     }, this.checkpointMs);
   }
 
-  private commitQueued = false;
-
-  /** Commits what is pending now (after any commit under way). */
+  /** Commits what is pending now. */
   async commitNow(): Promise<void> {
-    while (this.committing) await this.committing;
     const ops = this.collectOps();
     const waiters = this.waiters;
     this.waiters = [];
     const alerts = this.pendingAlerts;
     this.pendingAlerts = [];
     const started = process.hrtime.bigint();
-    const commit = this.store.commit(ops);
-    this.committing = commit;
     try {
-      await commit;
-      this.outboxInFlight = new Map();
+      this.store.commit(ops);
     } catch (err) {
       const error = err as Error;
       for (const l of this.checkpointListeners) l(0, false);
@@ -599,22 +587,12 @@ export class DurableEngine {
       this.open = false;
       this.options.onFatal?.(error);
       return;
-    } finally {
-      this.committing = null;
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     for (const l of this.checkpointListeners) l(seconds, true);
     for (const w of waiters) w.resolve();
     if (alerts.length > 0) for (const l of this.commitListeners) l(alerts);
-    const more = this.commitQueued || this.pendingOps.length > 0 || this.waiters.length > 0 || this.pendingAlerts.length > 0;
-    this.commitQueued = false;
-    if (more && this.open && this.commitTimer === null) {
-      // Changes arrived during this commit: the next one starts at once.
-      this.commitTimer = setTimeout(() => {
-        this.commitTimer = null;
-        void this.commitNow();
-      }, 0);
-    }
+    if (this.pendingOps.length > 0 || this.waiters.length > 0 || this.pendingAlerts.length > 0) this.scheduleCommit();
   }
 
   private collectOps(): Op[] {
@@ -662,8 +640,6 @@ export class DurableEngine {
       this.outboxCount++;
     }
     for (const [seq, entry] of this.outboxDirty) ops.push({ db: 'outbox', key: seq, value: entry });
-    this.outboxInFlight = new Map(this.outboxDirty);
-    for (const a of this.pendingAlerts) this.outboxInFlight.set(a.seq, a);
     this.outboxDirty.clear();
     // Keep the outbox bounded: the oldest alerts whose deliveries are all final go first. Only
     // stored entries are candidates (those of this commit are newer than any stored one).
@@ -803,16 +779,15 @@ export class DurableEngine {
     return out;
   }
 
-  /** The newest copy of an outbox entry: changed since the last commit, in the commit under way, or stored. */
+  /** The newest copy of an outbox entry: changed since the last commit, or as stored. */
   private freshest(stored: OutboxEntry): OutboxEntry {
-    return this.outboxDirty.get(stored.seq) ?? this.outboxInFlight.get(stored.seq) ?? stored;
+    return this.outboxDirty.get(stored.seq) ?? stored;
   }
 
   /** Records a delivery attempt's result; written with the next commit. */
   updateDelivery(seq: number, name: string, state: DeliveryState): void {
-    const known = this.outboxDirty.get(seq) ?? this.outboxInFlight.get(seq) ?? this.store.get<OutboxEntry>('outbox', seq);
+    const known = this.outboxDirty.get(seq) ?? this.store.get<OutboxEntry>('outbox', seq);
     if (!known) return;
-    // A copy: the one in flight must stay as that commit wrote it.
     const entry: OutboxEntry = { ...known, delivery: { ...known.delivery } };
     entry.delivery[name] = state;
     this.outboxDirty.set(seq, entry);

@@ -92,14 +92,19 @@ export class LmdbStore {
     return store;
   }
 
-  /** Applies every op in one transaction; resolves once it is durable. */
-  async commit(ops: Op[]): Promise<void> {
+  /**
+   * Applies every op in one synchronous transaction, durable when it returns. Synchronous on
+   * purpose: a synced LMDB commit takes a fraction of a millisecond here, while an asynchronous
+   * one needs the event loop twice to finish — and a flood of incoming MQTT packets (handled in
+   * process.nextTick chains) can keep the loop from getting there for seconds.
+   */
+  commit(ops: Op[]): void {
     if (ops.length === 0) return;
-    await this.root.transaction(() => {
+    this.root.transactionSync(() => {
       for (const op of ops) {
         const db = this.dbs[op.db];
-        if (op.value === undefined) db.remove(op.key as never);
-        else db.put(op.key as never, op.value);
+        if (op.value === undefined) db.removeSync(op.key as never);
+        else db.putSync(op.key as never, op.value);
       }
     });
   }

@@ -2,20 +2,9 @@
 // parseProgram must never throw, and every diagnostic must carry a usable position.
 
 import { describe, expect, it } from 'vitest';
+import { prng } from '../../src/core/prng.js';
 import { parseProgram } from '../../src/dsl/parser.js';
 import { VALID_SNIPPETS } from './corpus.js';
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SOUP = [
   'stream', 'rule', 'from', 'match', 'within', 'skip', 'none', 'to', 'next', 'past', 'last', 'first', 'alert', 'on',
