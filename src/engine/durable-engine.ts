@@ -579,6 +579,8 @@ export class DurableEngine {
     const started = process.hrtime.bigint();
     try {
       this.store.commit(ops);
+      // Answers and deliveries wait for the disk, not just for the commit.
+      await this.store.flushed();
     } catch (err) {
       const error = err as Error;
       for (const l of this.checkpointListeners) l(0, false);

@@ -109,6 +109,15 @@ export class LmdbStore {
     });
   }
 
+  /**
+   * Resolves once every commit so far is flushed to disk. LMDB (overlapping sync, lmdb-js's
+   * default on Linux) makes a commit visible and safe from a process crash at once, and
+   * fsyncs it in the background; what is acknowledged to a client waits for this.
+   */
+  flushed(): Promise<void> {
+    return Promise.resolve(this.root.flushed as unknown as Promise<void>).then(() => undefined);
+  }
+
   get<T>(db: DbName, key: unknown): T | undefined {
     return this.dbs[db].get(key as never) as T | undefined;
   }
