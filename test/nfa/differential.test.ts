@@ -1,0 +1,162 @@
+// Differential test of the matcher against a brute-force oracle (language §5, §6).
+//
+// For patterns whose links are `then any` (skip till any match) or `next` (strict), whose
+// loops are `combinations` or `consecutive`, under `skip none` and without `within`, the
+// matches are exactly the ways to bind events to steps in order: every quantifier count
+// allowed, each step's events satisfying its condition, `next` / `consecutive` meaning
+// adjacent events of the key, `then any` / `combinations` any later event. The oracle
+// enumerates those assignments directly; the engine (through `runReplay`, the same code as
+// `vigil run`) must produce the same multiset of matches — none missing, none extra, none twice.
+
+import { describe, expect, it } from 'vitest';
+import { runReplay } from '../../src/cli/run.js';
+import { prng } from '../../src/core/prng.js';
+
+interface StepSpec {
+  name: string;
+  type: string;
+  min: number;
+  max: number;
+  /** Contiguity between the events this step takes. */
+  strictLoop: boolean;
+}
+interface PatternSpec {
+  steps: StepSpec[];
+  /** strictLinks[i]: the link into steps[i + 1] is `next` (else `then any`). */
+  strictLinks: boolean[];
+  /** guards[i]: negations written between steps[i] and steps[i + 1]. */
+  guards: { type: string; next: boolean }[][];
+}
+
+const QUANTIFIERS: [string, number, number][] = [
+  ['', 1, 1],
+  ['?', 0, 1],
+  ['+', 1, Infinity],
+  ['*', 0, Infinity],
+  ['{2}', 2, 2],
+  ['{1,2}', 1, 2],
+  ['{2,}', 2, Infinity],
+];
+
+function randomPattern(r: () => number): { spec: PatternSpec; text: string } {
+  const n = 1 + Math.floor(r() * 3);
+  const steps: StepSpec[] = [];
+  const parts: string[] = [];
+  const strictLinks: boolean[] = [];
+  const guards: { type: string; next: boolean }[][] = [];
+  for (let i = 0; i < n; i++) {
+    const [q, min, max] = QUANTIFIERS[Math.floor(r() * QUANTIFIERS.length)]!;
+    const type = 'abc'[Math.floor(r() * 3)]!;
+    const loops = max > 1;
+    const strictLoop = loops && r() < 0.4;
+    const name = `s${i}`;
+    steps.push({ name, type, min, max, strictLoop });
+    const modifier = loops ? (strictLoop ? ' consecutive' : ' combinations') : '';
+    const step = `${name}${q}: type == "${type}"${modifier}`;
+    if (i === 0) parts.push(step);
+    else {
+      // A negation only before a mandatory step (before optional ones only, the reference's
+      // "does not hold a match back" and "guards the whole stretch" pull different ways).
+      const gap: { type: string; next: boolean }[] = [];
+      if (min >= 1 && r() < 0.45) {
+        const g = { type: 'abc'[Math.floor(r() * 3)]!, next: r() < 0.4 };
+        gap.push(g);
+        parts.push(`${g.next ? 'next' : 'then'} not n${i}: type == "${g.type}"`);
+      }
+      guards.push(gap);
+      const strict = r() < 0.35;
+      strictLinks.push(strict);
+      parts.push(`${strict ? 'next' : 'then any'} ${step}`);
+    }
+  }
+  // A pattern whose steps are all optional still never yields an empty match.
+  return { spec: { steps, strictLinks, guards }, text: parts.join('\n    ') };
+}
+
+/** Every binding of events to steps the pattern allows, as canonical strings. */
+function oracle(spec: PatternSpec, types: string[]): string[] {
+  const out: string[] = [];
+  type Guard = { type: string; next: boolean };
+  // stretch: the first event of the last step that took events (a `then not` after it guards
+  // from there on); pending: the negations written since that step.
+  const walk = (stepIndex: number, lastIndex: number, stretch: number, pending: Guard[], bound: [string, number][]): void => {
+    if (stepIndex === spec.steps.length) {
+      if (bound.length > 0) out.push(canonical(bound));
+      return;
+    }
+    const step = spec.steps[stepIndex]!;
+    const taken = new Set(bound.map(([, i]) => i));
+    // The link before this step applies against the last bound event (skipped optional
+    // steps in between do not bind anything).
+    const strictIn = stepIndex > 0 && spec.strictLinks[stepIndex - 1]! && bound.length > 0;
+    const guardsOk = (first: number): boolean => {
+      if (bound.length === 0) return true;
+      for (const g of pending) {
+        if (g.next) {
+          // `next not`: the event right after the previous step's last event.
+          if (lastIndex + 1 < types.length && types[lastIndex + 1] === g.type) return false;
+        } else {
+          // `then not`: no event the match does not take, from the stretch on, before `first`.
+          for (let k = stretch + 1; k < first; k++) if (!taken.has(k) && types[k] === g.type) return false;
+        }
+      }
+      return true;
+    };
+    const after = stepIndex < spec.guards.length ? spec.guards[stepIndex]! : [];
+    const choose = (count: number, from: number, took: number[]): void => {
+      if (count >= step.min) {
+        const nextLast = took.length > 0 ? took[took.length - 1]! : lastIndex;
+        const nextStretch = took.length > 0 ? took[0]! : stretch;
+        const nextPending = took.length > 0 ? after : [...pending, ...after];
+        walk(stepIndex + 1, nextLast, nextStretch, nextPending, [...bound, ...took.map((i): [string, number] => [step.name, i])]);
+      }
+      if (count === step.max) return;
+      for (let i = from; i < types.length; i++) {
+        if (count === 0 && strictIn && i !== lastIndex + 1) continue;
+        if (count === 0 && !guardsOk(i)) continue;
+        if (count > 0 && step.strictLoop && i !== took[took.length - 1]! + 1) continue;
+        if (types[i] !== step.type) continue;
+        choose(count + 1, i + 1, [...took, i]);
+      }
+    };
+    choose(0, lastIndex + 1, []);
+  };
+  walk(0, -1, -1, [], []);
+  return out.sort();
+}
+
+function canonical(bound: [string, number][]): string {
+  return bound.map(([s, i]) => `${s}:${i}`).join(' ');
+}
+
+describe('matcher vs brute-force oracle (then any / next, combinations / consecutive, then not / next not, skip none)', () => {
+  it('agrees on 400 random patterns over random event sequences', async () => {
+    const r = prng(424242);
+    let compared = 0;
+    let matches = 0;
+    for (let round = 0; round < 400; round++) {
+      const { spec, text } = randomPattern(r);
+      const length = 2 + Math.floor(r() * 6);
+      const types = Array.from({ length }, () => 'abc'[Math.floor(r() * 3)]!);
+      const rules = `stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match\n    ${text}\n  skip none\n}\n`;
+      const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + i, type: t, i })).join('\n');
+      const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events });
+      expect(result.exitCode, `${rules}\n${result.errors.join('\n')}`).toBe(0);
+      const actual = result.records
+        .filter((x) => x.kind === 'match')
+        .map((x) => {
+          const bound: [string, number][] = [];
+          for (const [step, evs] of Object.entries((x as { events: Record<string, { i: number }[]> }).events)) for (const e of evs) bound.push([step, e.i]);
+          bound.sort((a, b) => a[1] - b[1]);
+          return canonical(bound);
+        })
+        .sort();
+      const expected = oracle(spec, types);
+      expect(actual, `pattern:\n    ${text}\nevents: ${types.join(' ')}`).toEqual(expected);
+      compared++;
+      matches += expected.length;
+    }
+    expect(compared).toBe(400);
+    expect(matches).toBeGreaterThan(400);
+  });
+});
