@@ -38,8 +38,6 @@ export interface StepNode {
   /** Contiguity between the events this step takes (relaxed; `consecutive`; `combinations`). */
   loop: Contiguity;
   greedy: boolean;
-  /** `then not` guards that hold while this quantified step loops (after its first event). */
-  loopGuards: Condition[] | null;
   /** Where a partial match can go after this step (only when count ≥ min). */
   exits: Exit[];
   /** Exits to FINAL only, split out so a take can complete a match without scanning. */
@@ -127,6 +125,8 @@ interface EEdge {
 /** Limits that keep unrolling and closure computation bounded. */
 export const MAX_STEP_INSTANCES = 512;
 const MAX_EXITS = 256;
+/** Exits of one step (bits of Run.deadExits). */
+export const MAX_EXITS_PER_STEP = 30;
 
 export class GraphTooLarge extends Error {}
 
@@ -152,7 +152,6 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
       max: p.max,
       loop: p.loop,
       greedy: p.greedy,
-      loopGuards: null,
       exits: [],
       finals: [],
       span: p.span,
@@ -274,13 +273,8 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
     const { exits, finals } = closure(stepOut[s.index]!);
     s.exits = exits;
     s.finals = finals;
-    if (s.max > 1 && exits.length > 0) {
-      // Negation after a quantified step guards the whole stretch from its first event on:
-      // the guards every exit shares hold while the step loops.
-      let shared = exits[0]!.thenGuards ?? [];
-      for (const x of exits) shared = shared.filter((g) => (x.thenGuards ?? []).includes(g));
-      s.loopGuards = shared.length > 0 ? shared : null;
-    }
+    // A run remembers which exits a `then not` guard has closed with one bit each.
+    if (exits.length > MAX_EXITS_PER_STEP) throw new GraphTooLarge();
   }
   const startClosure = closure(start);
   const guardSets: Condition[][] = [];
@@ -288,7 +282,6 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
     if (g !== null && !guardSets.includes(g)) guardSets.push(g);
   };
   for (const s of steps) {
-    note(s.loopGuards);
     for (const x of s.exits) {
       note(x.thenGuards);
       note(x.nextGuards);

@@ -41,6 +41,13 @@ export class Run {
     public bound: BoundNode,
     public startTime: number,
     public startSeq: number,
+    /**
+     * Exits (by index in the step's exits) closed for this run: a `then not` guard of that exit
+     * held on an event the run ignored while looping in this step. A negation after a
+     * quantified step guards the whole stretch from the step's first event on (language §5) —
+     * but only on the paths that go through it.
+     */
+    public deadExits = 0,
   ) {}
 }
 
@@ -187,11 +194,21 @@ export class Nfa {
     const took = canLoop && s.cond(scope);
     if (took) this.take(ks, r, s, c + 1, scope.candidate!, next);
     let stay = false;
+    let dead = r.deadExits;
     if (canLoop) {
       const contiguity = c === 0 ? r.link : s.loop;
       if (contiguity === ANY || (contiguity === RELAXED && !took)) {
-        const guards = c === 0 ? r.guards : s.loopGuards;
-        stay = guards === null || !anyHolds(guards, scope);
+        if (c === 0) stay = r.guards === null || !anyHolds(r.guards, scope);
+        else {
+          // Ignoring the event inside the loop: it is "between" this step and every exit whose
+          // `then not` guard it satisfies; those paths are closed for good.
+          const exits = s.exits;
+          for (let i = 0; i < exits.length; i++) {
+            const g = exits[i]!.thenGuards;
+            if (g !== null && (dead & (1 << i)) === 0 && anyHolds(g, scope)) dead |= 1 << i;
+          }
+          stay = s.finals.length > 0 || dead !== (1 << exits.length) - 1;
+        }
       }
     }
     // Proceed only from a run that has ignored nothing since its last take; a greedy step
@@ -200,6 +217,7 @@ export class Nfa {
       const exits = s.exits;
       for (let i = 0; i < exits.length; i++) {
         const x = exits[i]!;
+        if ((r.deadExits & (1 << i)) !== 0) continue;
         if (x.nextGuards !== null && anyHolds(x.nextGuards, scope)) continue;
         const q = this.steps[x.target]!;
         if (q.until !== null && q.until(scope)) continue;
@@ -215,6 +233,7 @@ export class Nfa {
     }
     if (stay) {
       r.fresh = false;
+      r.deadExits = dead;
       next.push(r);
     }
   }
@@ -253,7 +272,9 @@ export class Nfa {
     const startSeq = r === null ? e.seq : r.startSeq;
     if (r === null && this.within !== Infinity) this.out!.schedule(ks, startTime + this.within, 0);
     if (count < s.max || s.exits.length > 0) {
-      next.push(new Run(s.index, count, true, RELAXED, null, null, Infinity, bound, startTime, startSeq));
+      // Looping on in the same step keeps the exits its stretch has closed.
+      const dead = r !== null && r.node === s.index && count > 1 ? r.deadExits : 0;
+      next.push(new Run(s.index, count, true, RELAXED, null, null, Infinity, bound, startTime, startSeq, dead));
     }
     if (count >= s.min) {
       const finals = s.finals;

@@ -21,8 +21,8 @@ export interface EncodedKeyState {
   events: EncodedEvent[];
   /** [nameId, event index, previous node index or -1]. */
   nodes: [number, number, number][];
-  /** [node, count, fresh, link, guards set or -1, next guards set or -1, deadline or null (∞), bound node, startTime, startSeq]. */
-  runs: [number, number, 0 | 1, number, number, number, number | null, number, number, number][];
+  /** [node, count, fresh, link, guards set or -1, next guards set or -1, deadline or null (∞), bound node, startTime, startSeq, dead exits (optional, 0)]. */
+  runs: [number, number, 0 | 1, number, number, number, number | null, number, number, number, number?][];
   /** [bound node, time, startTime, startSeq]. */
   completed: [number, number, number, number][];
 }
@@ -79,6 +79,7 @@ export function encodeKeyState(ks: KeyState, graph: NfaGraph): EncodedKeyState {
       nodeId(r.bound),
       r.startTime,
       r.startSeq,
+      r.deadExits,
     ]),
     completed: ks.completed.map((c) => [nodeId(c.bound), c.time, c.startTime, c.startSeq]),
   };
@@ -95,7 +96,7 @@ export function decodeKeyState(x: EncodedKeyState, mapKey: unknown, graph: NfaGr
   const guards = (i: number) => (i < 0 ? null : (graph.guardSets[i] ?? null));
   const ks = new KeyState(x.key, mapKey);
   ks.runs = x.runs.map(
-    (r) => new Run(r[0], r[1], r[2] === 1, r[3] as 0 | 1 | 2, guards(r[4]), guards(r[5]), r[6] ?? Infinity, nodes[r[7]]!, r[8], r[9]),
+    (r) => new Run(r[0], r[1], r[2] === 1, r[3] as 0 | 1 | 2, guards(r[4]), guards(r[5]), r[6] ?? Infinity, nodes[r[7]]!, r[8], r[9], r[10] ?? 0),
   );
   ks.completed = x.completed.map((c): Completed => ({ bound: nodes[c[0]]!, time: c[1], startTime: c[2], startSeq: c[3] }));
   return ks;
