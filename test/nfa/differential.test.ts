@@ -142,8 +142,11 @@ describe('matcher vs brute-force oracle (all links and loop contiguities, option
       const { spec, text } = randomPattern(r);
       const length = 2 + Math.floor(r() * 8);
       const types = Array.from({ length }, () => 'abc'[Math.floor(r() * 3)]!);
-      const rules = `stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match\n    ${text}\n  skip none\n}\n`;
-      const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + i, type: t, i })).join('\n');
+      // Events 10 ms apart; half the rules have a `within` (a match spans strictly less).
+      const withinMs = r() < 0.5 ? null : [20, 35, 60][Math.floor(r() * 3)]!;
+      const within = withinMs === null ? '' : `\n  within ${withinMs}ms`;
+      const rules = `stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match\n    ${text}${within}\n  skip none\n}\n`;
+      const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + 10 * i, type: t, i })).join('\n');
       const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events });
       expect(result.exitCode, `${rules}\n${result.errors.join('\n')}`).toBe(0);
       const actual = result.records
@@ -155,12 +158,154 @@ describe('matcher vs brute-force oracle (all links and loop contiguities, option
           return canonical(bound);
         })
         .sort();
-      const expected = oracle(spec, types);
-      expect(actual, `pattern:\n    ${text}\nevents: ${types.join(' ')}`).toEqual(expected);
+      const expected = oracle(spec, types).filter((m) => {
+        if (withinMs === null) return true;
+        const idx = m.split(' ').map((p) => Number(p.split(':')[1]));
+        return 10 * (Math.max(...idx) - Math.min(...idx)) < withinMs;
+      });
+      expect(actual, `pattern:\n    ${text}${within}\nevents: ${types.join(' ')}`).toEqual(expected);
       compared++;
       matches += expected.length;
     }
     expect(compared).toBe(2000);
     expect(matches).toBeGreaterThan(2000);
+  });
+});
+
+// ---------------------------------------------------------------- groups
+
+type El =
+  | { kind: 'step'; name: string; type: string; min: number; max: number; loop: Contiguity; linkBefore: Contiguity }
+  | { kind: 'group'; els: El[]; min: number; max: number; linkBefore: Contiguity };
+
+const GROUP_QUANTIFIERS: [string, number, number][] = [
+  ['', 1, 1],
+  ['?', 0, 1],
+  ['{2}', 2, 2],
+  ['{1,2}', 1, 2],
+  ['+', 1, Infinity],
+  ['*', 0, Infinity],
+];
+
+function randomGroupPattern(r: () => number): { els: El[]; text: string } {
+  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  let n = 0;
+  const step = (linkBefore: Contiguity, mandatory: boolean): { el: El; text: string } => {
+    const [q, min, max] = mandatory ? pick(QUANTIFIERS.filter(([, lo]) => lo >= 1)) : pick(QUANTIFIERS);
+    const loop: Contiguity = max > 1 ? pick(['strict', 'relaxed', 'any'] as const) : 'relaxed';
+    const name = `s${n++}`;
+    const type = pick(['a', 'b', 'c']);
+    const modifier = loop === 'strict' ? ' consecutive' : loop === 'any' ? ' combinations' : '';
+    return { el: { kind: 'step', name, type, min, max, loop, linkBefore }, text: `${name}${q}: type == "${type}"${modifier}` };
+  };
+  const linkText = (l: Contiguity) => (l === 'strict' ? 'next' : l === 'relaxed' ? 'then' : 'then any');
+  const els: El[] = [];
+  const parts: string[] = [];
+  if (r() < 0.6) {
+    const s = step('any', false);
+    els.push(s.el);
+    parts.push(s.text);
+  }
+  // The group: its first step is mandatory, so every repetition binds an event.
+  const groupLink: Contiguity = els.length === 0 ? 'any' : pick(['strict', 'relaxed', 'any'] as const);
+  const inner: El[] = [];
+  const innerText: string[] = [];
+  const first = step('relaxed', true);
+  inner.push(first.el);
+  innerText.push(first.text);
+  if (r() < 0.6) {
+    const l = pick(['strict', 'relaxed', 'any'] as const);
+    const s = step(l, false);
+    inner.push(s.el);
+    innerText.push(`${linkText(l)} ${s.text}`);
+  }
+  const [gq, gmin, gmax] = pick(GROUP_QUANTIFIERS);
+  els.push({ kind: 'group', els: inner, min: gmin, max: gmax, linkBefore: groupLink });
+  parts.push(`${els.length > 1 ? linkText(groupLink) + ' ' : ''}(${innerText.join(' ')})${gq}`);
+  if (r() < 0.6) {
+    const l = pick(['strict', 'relaxed', 'any'] as const);
+    const s = step(l, false);
+    els.push(s.el);
+    parts.push(`${linkText(l)} ${s.text}`);
+  }
+  return { els, text: parts.join('\n    ') };
+}
+
+/** Every binding of events to the steps of a pattern with a group (copies linked by relaxed contiguity). */
+function groupOracle(els: El[], types: string[]): string[] {
+  const out = new Set<string>();
+  const all: string[] = [];
+  interface St {
+    last: number;
+    bound: [string, number][];
+  }
+  const seq = (list: El[], i: number, st: St, firstLink: Contiguity | null, k: (st: St) => void): void => {
+    if (i === list.length) return k(st);
+    const el = list[i]!;
+    const linkIn = i === 0 && firstLink !== null ? firstLink : el.linkBefore;
+    if (el.kind === 'group') {
+      const rep = (copy: number, s: St): void => {
+        if (copy >= el.min) seq(list, i + 1, s, firstLink, k);
+        if (copy >= el.max) return;
+        const bindsBefore = s.bound.length;
+        seq(el.els, 0, s, copy === 0 ? linkIn : 'relaxed', (s2) => {
+          if (s2.bound.length > bindsBefore) rep(copy + 1, s2);
+        });
+      };
+      return rep(0, st);
+    }
+    const contiguityIn: Contiguity = st.bound.length === 0 ? 'any' : linkIn;
+    const choose = (count: number, from: number, took: number[]): void => {
+      if (count >= el.min) {
+        const last = took.length > 0 ? took[took.length - 1]! : st.last;
+        seq(list, i + 1, { last, bound: [...st.bound, ...took.map((x): [string, number] => [el.name, x])] }, firstLink, k);
+      }
+      if (count === el.max) return;
+      const contiguity = count === 0 ? contiguityIn : el.loop;
+      const prev = count === 0 ? st.last : took[took.length - 1]!;
+      for (let x = from; x < types.length; x++) {
+        if (contiguity === 'strict' && x !== prev + 1) continue;
+        if (types[x] !== el.type) continue;
+        choose(count + 1, x + 1, [...took, x]);
+        if (contiguity === 'relaxed') break;
+      }
+    };
+    choose(0, st.last + 1, []);
+  };
+  seq(els, 0, { last: -1, bound: [] }, null, (st) => {
+    if (st.bound.length === 0) return;
+    const c = canonical([...st.bound].sort((a, b) => a[1] - b[1]));
+    all.push(c);
+    out.add(c);
+  });
+  return all.sort();
+}
+
+describe('matcher vs brute-force oracle with groups (skip none)', () => {
+  it('agrees on 1500 random patterns with a quantified group', async () => {
+    const r = prng(99);
+    let matches = 0;
+    for (let round = 0; round < 1500; round++) {
+      const { els, text } = randomGroupPattern(r);
+      const length = 2 + Math.floor(r() * 7);
+      const types = Array.from({ length }, () => 'abc'[Math.floor(r() * 3)]!);
+      const rules = `stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match\n    ${text}\n  skip none\n}\n`;
+      const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + 10 * i, type: t, i })).join('\n');
+      const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events });
+      expect(result.exitCode, `${rules}\n${result.errors.join('\n')}`).toBe(0);
+      const actual = result.records
+        .filter((x) => x.kind === 'match')
+        .map((x) => {
+          const bound: [string, number][] = [];
+          for (const [step, evs] of Object.entries((x as { events: Record<string, { i: number }[]> }).events)) for (const e of evs) bound.push([step, e.i]);
+          bound.sort((a, b) => a[1] - b[1]);
+          return canonical(bound);
+        })
+        .sort();
+      const expected = groupOracle(els, types);
+      expect(actual, `pattern:\n    ${text}\nevents: ${types.join(' ')}`).toEqual(expected);
+      matches += expected.length;
+    }
+    expect(matches).toBeGreaterThan(1500);
   });
 });
