@@ -482,8 +482,12 @@ describe('broker restart (in-process aedes, sessions kept)', () => {
     const b = await restartableAedes(true);
     const url = b.url;
     const s = `s_${rand()}`;
+    // The events carry their own identity (`id n`): across a broker restart the PUBLISHER's
+    // QoS 1 is at-least-once too (a publish the old broker stored just before it died is sent
+    // again by the publisher and stored as a new message), which no packet id can tell apart.
     const t = await core(`stream ${s} {
   key device
+  id n
   source mqtt "in/#"
 }
 rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
