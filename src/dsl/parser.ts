@@ -225,10 +225,14 @@ class FileParser {
     const clauses: (StreamClause | RuleClause)[] = [];
     for (const [start, end] of splitClauses(tokens, open + 1, bodyEnd, kind)) {
       const entry = kind === 'stream' ? 'entryStreamClause' : 'entryRuleClause';
-      const clause = this.parsePiece(entry, tokens.slice(start, end), tokens[end] ?? null, this.quietBetween(start, end)) as
+      const isMatch = kind === 'rule' && tokens[start]?.type === 'ident' && tokens[start]!.value === 'match';
+      const reported = this.diagnostics.length;
+      const clause = this.parsePiece(entry, tokens.slice(start, end), tokens[end] ?? null, isMatch || this.quietBetween(start, end)) as
         | StreamClause
         | RuleClause
         | null;
+      // (Size and depth limits report even when quiet: then there is nothing more to say.)
+      if (clause === null && isMatch && this.diagnostics.length === reported) this.matchErrors(tokens, start, end);
       if (clause === null) continue;
       if (kind === 'rule') this.fillTemplates(clause as RuleClause);
       clauses.push(clause);
@@ -265,6 +269,28 @@ class FileParser {
   }
 
   // ------------------------------------------------------------ templates
+
+  /**
+   * A `match` clause that does not parse: every step of the pattern is parsed on its own (the
+   * clause split before each `then` / `next` that begins a step), so that each broken step
+   * reports its own error, as each broken clause does. When no step fails alone, the error is
+   * in how they join: the whole clause reports it.
+   */
+  private matchErrors(tokens: Token[], start: number, end: number): void {
+    const cuts = stepStarts(tokens, start + 1, end);
+    let reported = false;
+    const before = this.diagnostics.length;
+    for (let p = 0; p <= cuts.length; p++) {
+      const from = p === 0 ? start + 1 : cuts[p - 1]!.step;
+      const to = p < cuts.length ? cuts[p]!.link : end;
+      if (from >= to) continue;
+      const piece = [tokens[start]!, ...tokens.slice(from, to)];
+      const quiet = this.quietBetween(from, to);
+      this.parsePiece('entryRuleClause', piece, tokens[to] ?? null, quiet);
+      if (this.diagnostics.length > before) reported = true;
+    }
+    if (!reported) this.parsePiece('entryRuleClause', tokens.slice(start, end), tokens[end] ?? null, this.quietBetween(start, end));
+  }
 
   private fillTemplates(clause: RuleClause): void {
     if (clause.kind !== 'alert') return;
@@ -421,6 +447,32 @@ function waitsForOperand(t: Token): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * Where the steps of a pattern begin, in tokens [from, to): at depth 0, a `then` / `next`
+ * followed by `[any] [not] NAME` and then `:` or a quantifier. `link` is the index of the
+ * link word, `step` of the step's first token.
+ */
+function stepStarts(tokens: Token[], from: number, to: number): { link: number; step: number }[] {
+  const out: { link: number; step: number }[] = [];
+  let depth = 0;
+  const word = (i: number, w: string) => i < to && tokens[i]!.type === 'ident' && tokens[i]!.value === w;
+  for (let i = from; i < to; i++) {
+    const t = tokens[i]!;
+    if (t.value === '(' || t.value === '[' || t.value === '{') depth++;
+    else if (t.value === ')' || t.value === ']' || t.value === '}') depth = Math.max(0, depth - 1);
+    if (depth !== 0 || !(word(i, 'then') || word(i, 'next'))) continue;
+    let j = i + 1;
+    if (tokens[i]!.value === 'then' && word(j, 'any')) j++;
+    const stepAt = j;
+    if (j < to && tokens[j]!.value === 'not') j++;
+    if (!(j < to && tokens[j]!.type === 'ident')) continue;
+    const after = tokens[j + 1];
+    if (after === undefined || j + 1 >= to || !(after.value === ':' || after.value === '{' || after.value === '+' || after.value === '*' || after.value === '?')) continue;
+    out.push({ link: i, step: stepAt });
+  }
+  return out;
 }
 
 function braceDepth(depth: number, t: Token): number {

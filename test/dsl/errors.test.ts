@@ -177,3 +177,23 @@ describe('never throws', () => {
     expect(diagnostics.map((d) => d.code)).toEqual(['dsl/internal']);
   });
 });
+
+describe('errors inside one match clause', () => {
+  it('reports each broken step of a pattern, positioned', () => {
+    const source = 'stream s {\n  key k\n}\nrule r {\n  from s\n  match\n    a: x ==\n    then b: y >\n    then c: z == 3 +\n  within 1m\n}\n';
+    const { diagnostics } = parseProgram(source, 'p.vigil');
+    expect(diagnostics.map((d) => [d.code, d.line, d.col])).toEqual([
+      ['dsl/unexpected-token', 8, 5],
+      ['dsl/unexpected-token', 9, 5],
+      ['dsl/unexpected-token', 10, 3],
+    ]);
+    for (const d of diagnostics) expect(d.message).toMatch(/expected an expression/);
+  });
+
+  it('a pattern whose steps parse alone but not together still reports one error', () => {
+    const source = 'stream s {\n  key k\n}\nrule r {\n  from s\n  match a: x == 1 ) then b: y == 2\n}\n';
+    const { diagnostics } = parseProgram(source, 'p.vigil');
+    expect(diagnostics).toHaveLength(1);
+    expect(diagnostics[0]).toMatchObject({ code: 'dsl/unexpected-token', line: 6, col: 19 });
+  });
+});
