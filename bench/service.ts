@@ -15,7 +15,6 @@ import { generateEvents } from './engine.js';
 import {
   BenchTimeout,
   diskUsage,
-  HttpClient,
   mib,
   partialMatches,
   checkpointStats,

@@ -178,10 +178,7 @@ export class Nfa {
     return out;
   }
 
-  /** True when some partial match waits for the end of the input (a trailing `next not`). */
-  waitsForEnd(ks: KeyState): boolean {
-    return ks.runs.some((r) => r.node === WAIT_FINAL && r.deadline === Infinity);
-  }
+
 
   // ------------------------------------------------------------ one event, one run
 

@@ -5,7 +5,7 @@
 // No I/O here: alerts and late events go to the `EngineOutput` callbacks, synchronously.
 
 import type { AlertRecord } from '../core/alert.js';
-import type { EvalScope, Json, StreamEvent } from '../core/event.js';
+import type { EvalScope, StreamEvent } from '../core/event.js';
 import type { CompiledAlert, CompiledRule } from '../compiler/rule.js';
 import { checkEventInto, implicitStream, type CompiledStream } from '../compiler/streams.js';
 import { RuleRuntime } from './rule-runtime.js';

@@ -375,14 +375,6 @@ export class RuleRuntime implements NfaOutput {
     for (const ks of this.keys.values()) n += ks.runs.length;
     return n;
   }
-
-  bufferedEvents(): number {
-    return this.buffer.size;
-  }
-
-  bufferSnapshot(): StreamEvent[] {
-    return this.buffer.toArray();
-  }
 }
 
 function stableKey(v: Json): unknown {
