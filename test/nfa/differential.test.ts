@@ -309,3 +309,50 @@ describe('matcher vs brute-force oracle with groups (skip none)', () => {
     expect(matches).toBeGreaterThan(1500);
   });
 });
+
+// ---------------------------------------------------------------- skip strategies (language §6)
+
+describe('skip strategies: properties on random patterns', () => {
+  it('past last and to next release subsets of skip none, in start order, without the overlaps they discard', async () => {
+    const r = prng(2718);
+    let checked = 0;
+    for (let round = 0; round < 800; round++) {
+      const { text } = randomPattern(r);
+      const length = 2 + Math.floor(r() * 8);
+      const types = Array.from({ length }, () => 'abc'[Math.floor(r() * 3)]!);
+      const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + 10 * i, type: t, i })).join('\n');
+      const run = async (skip: string): Promise<number[][]> => {
+        const rules = `stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match\n    ${text}\n  skip ${skip}\n}\n`;
+        const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events });
+        expect(result.exitCode).toBe(0);
+        return result.records
+          .filter((x) => x.kind === 'match')
+          .map((x) => Object.values((x as { events: Record<string, { i: number }[]> }).events).flat().map((e) => e.i).sort((a, b) => a - b));
+      };
+      const none = (await run('none')).map((m) => m.join(','));
+      const where = `pattern:\n    ${text}\nevents: ${types.join(' ')}`;
+      for (const skip of ['past last', 'to next']) {
+        const got = await run(skip);
+        // A subset of skip none (as a multiset).
+        const pool = [...none];
+        for (const m of got) {
+          const at = pool.indexOf(m.join(','));
+          expect(at, `${skip} released a match skip none does not have: ${m}\n${where}`).toBeGreaterThanOrEqual(0);
+          pool.splice(at, 1);
+        }
+        for (let i = 1; i < got.length; i++) {
+          const prev = got[i - 1]!;
+          const cur = got[i]!;
+          // Released in the order of their first event.
+          expect(cur[0]!, `${skip}: release order\n${where}`).toBeGreaterThanOrEqual(prev[0]!);
+          if (skip === 'past last') expect(cur[0]!, `past last: overlap\n${where}`).toBeGreaterThan(prev[prev.length - 1]!);
+          else expect(cur[0]!, `to next: same first event twice\n${where}`).toBeGreaterThan(prev[0]!);
+        }
+        // Something comes out whenever skip none found anything.
+        if (none.length > 0) expect(got.length, `${skip}: nothing released\n${where}`).toBeGreaterThan(0);
+        checked++;
+      }
+    }
+    expect(checked).toBe(1600);
+  });
+});
