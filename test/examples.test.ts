@@ -9,26 +9,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runReplay } from '../src/cli/run.js';
+import { parseNdjson, strip } from './helpers/records.js';
 import { compileSources } from '../src/compiler/rule.js';
 import { renderDiagnostic } from '../src/core/diagnostics.js';
 
 const rulesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'rules');
 
 type Rec = Record<string, unknown>;
-
-function parseNdjson(text: string): unknown[] {
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as unknown);
-}
-
-function strip(r: unknown): unknown {
-  const rec = r as Rec;
-  if (rec.kind !== 'match' && rec.kind !== 'timeout') return r;
-  const { id: _id, detectedAt: _detectedAt, ...rest } = rec;
-  return rest;
-}
 
 const ruleFiles = readdirSync(rulesDir)
   .filter((f) => f.endsWith('.vigil'))

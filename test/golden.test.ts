@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runReplay } from '../src/cli/run.js';
+import { parseNdjson, strip } from './helpers/records.js';
 
 const goldenDir = join(dirname(fileURLToPath(import.meta.url)), 'golden');
 
@@ -24,13 +25,6 @@ interface GoldenCase {
 }
 
 type Rec = Record<string, unknown>;
-
-function parseNdjson(text: string): unknown[] {
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as unknown);
-}
 
 function loadCases(): GoldenCase[] {
   return readdirSync(goldenDir, { withFileTypes: true })
@@ -65,12 +59,6 @@ async function run(c: GoldenCase): Promise<{ records: unknown[]; errors: string[
 function isAlert(r: unknown): r is Rec {
   const kind = (r as Rec | null)?.kind;
   return kind === 'match' || kind === 'timeout';
-}
-
-function strip(r: unknown): unknown {
-  if (!isAlert(r)) return r;
-  const { id: _id, detectedAt: _detectedAt, ...rest } = r;
-  return rest;
 }
 
 const cases = loadCases();

@@ -129,6 +129,19 @@ function oracle(spec: PatternSpec, types: string[]): string[] {
   return out.sort();
 }
 
+/** The matches of a replay as canonical bindings (`step:index ...`), sorted. */
+function matchesOf(records: readonly { kind: string }[]): string[] {
+  return records
+    .filter((x) => x.kind === 'match')
+    .map((x) => {
+      const bound: [string, number][] = [];
+      for (const [step, evs] of Object.entries((x as unknown as { events: Record<string, { i: number }[]> }).events)) for (const e of evs) bound.push([step, e.i]);
+      bound.sort((a, b) => a[1] - b[1]);
+      return canonical(bound);
+    })
+    .sort();
+}
+
 function canonical(bound: [string, number][]): string {
   return bound.map(([s, i]) => `${s}:${i}`).join(' ');
 }
@@ -149,15 +162,7 @@ describe('matcher vs brute-force oracle (all links and loop contiguities, option
       const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + 10 * i, type: t, i })).join('\n');
       const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events });
       expect(result.exitCode, `${rules}\n${result.errors.join('\n')}`).toBe(0);
-      const actual = result.records
-        .filter((x) => x.kind === 'match')
-        .map((x) => {
-          const bound: [string, number][] = [];
-          for (const [step, evs] of Object.entries((x as { events: Record<string, { i: number }[]> }).events)) for (const e of evs) bound.push([step, e.i]);
-          bound.sort((a, b) => a[1] - b[1]);
-          return canonical(bound);
-        })
-        .sort();
+      const actual = matchesOf(result.records);
       const expected = oracle(spec, types).filter((m) => {
         if (withinMs === null) return true;
         const idx = m.split(' ').map((p) => Number(p.split(':')[1]));
@@ -293,15 +298,7 @@ describe('matcher vs brute-force oracle with groups (skip none)', () => {
       const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + 10 * i, type: t, i })).join('\n');
       const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events });
       expect(result.exitCode, `${rules}\n${result.errors.join('\n')}`).toBe(0);
-      const actual = result.records
-        .filter((x) => x.kind === 'match')
-        .map((x) => {
-          const bound: [string, number][] = [];
-          for (const [step, evs] of Object.entries((x as { events: Record<string, { i: number }[]> }).events)) for (const e of evs) bound.push([step, e.i]);
-          bound.sort((a, b) => a[1] - b[1]);
-          return canonical(bound);
-        })
-        .sort();
+      const actual = matchesOf(result.records);
       const expected = groupOracle(els, types);
       expect(actual, `pattern:\n    ${text}\nevents: ${types.join(' ')}`).toEqual(expected);
       matches += expected.length;
