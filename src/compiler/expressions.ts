@@ -53,6 +53,12 @@ export interface ExprContext {
   diagnostics: Diagnostic[];
   stepNames: ReadonlyMap<string, number>;
   place: ExprPlace;
+  /**
+   * Templates: names of the event fields that hold times (the streams' `time` fields and fields
+   * declared `time`). A hole that is such a field, or `time(...)`, renders as ISO-8601
+   * (language §4: "Times format as ISO-8601 unless format(...) says otherwise").
+   */
+  timeFields?: ReadonlySet<string>;
 }
 
 // ---------------------------------------------------------------- compiled nodes
@@ -967,6 +973,23 @@ export function compileValue(expr: Expr, ctx: ExprContext): Evaluator {
   });
 }
 
+/** Is a template hole a time (not a duration: arithmetic on times stays a number)? */
+function isTimeHole(e: Expr, ctx: ExprContext): boolean {
+  if (e.kind === 'call') return e.callee.name === 'time';
+  const fields = ctx.timeFields;
+  if (fields === undefined || fields.size === 0) return false;
+  if (e.kind === 'member') return fields.has(e.property);
+  if (e.kind === 'name') return !ctx.stepNames.has(e.name) && fields.has(e.name);
+  if (e.kind === 'index') return e.index.kind === 'string' && fields.has(e.index.value);
+  return false;
+}
+
+/** ISO-8601 UTC with milliseconds; numbers outside Date's range stay numbers. */
+function isoText(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
 export function compileTemplate(t: Template, ctx: ExprContext): TemplateRenderer {
   return safeCompile<TemplateRenderer>(ctx, t.span, () => '', () => {
     const c = new ExprCompiler(ctx);
@@ -978,6 +1001,13 @@ export function compileTemplate(t: Template, ctx: ExprContext): TemplateRenderer
       else {
         const n = c.node(p);
         piece = n.t === 'const' ? renderValue(n.v) : c.ev(n);
+        if (typeof piece !== 'string' && isTimeHole(p, ctx)) {
+          const ev = piece;
+          piece = (s) => {
+            const v = ev(s);
+            return typeof v === 'number' ? isoText(v) : v;
+          };
+        }
       }
       const prev = parts[parts.length - 1];
       if (typeof piece === 'string' && typeof prev === 'string') parts[parts.length - 1] = prev + piece;

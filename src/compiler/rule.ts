@@ -24,7 +24,7 @@ import { ANY, buildGraph, GraphTooLarge, RELAXED, STRICT, type Contiguity, type 
 import type { Diagnostic as Diag } from '../core/diagnostics.js';
 import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';
 import { compileCondition, compileTemplate, compileValue, referencedSteps, type Condition, type Evaluator, type TemplateRenderer } from './expressions.js';
-import { compileStreams, implicitStream, type CompiledStream } from './streams.js';
+import { compileStreams, fieldPath, implicitStream, type CompiledStream } from './streams.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
 
@@ -199,6 +199,7 @@ class RuleCompiler {
         }
         streamNames.push(s.name);
         keyOf.set(s.name, by ?? stream.keyOf);
+        this.noteTimeFields(stream);
       }
       if (!from.by && streamNames.length > 1) {
         const keyed = streamNames.filter((n) => this.streams.get(n)!.keyOf !== null);
@@ -295,7 +296,22 @@ class RuleCompiler {
   }
 
   private ctx(place: Parameters<typeof compileValue>[1]['place']) {
-    return { file: this.file, diagnostics: this.diagnostics, stepNames: this.stepNames, place };
+    return { file: this.file, diagnostics: this.diagnostics, stepNames: this.stepNames, place, timeFields: this.timeFields };
+  }
+
+  /** Fields that hold times in the streams this rule reads (for templates). */
+  private timeFields = new Set<string>();
+
+  private noteTimeFields(stream: CompiledStream): void {
+    for (const c of stream.decl?.clauses ?? []) {
+      if (c.kind === 'time') {
+        const path = fieldPath(c.field);
+        const last = path?.[path.length - 1];
+        if (typeof last === 'string') this.timeFields.add(last);
+      } else if (c.kind === 'fields') {
+        for (const f of c.fields) if (f.type === 'time') this.timeFields.add(f.name);
+      }
+    }
   }
 
   private uniqueClauses(clauses: RuleClause[]): Map<string, RuleClause> {
