@@ -67,6 +67,8 @@ export class DurableEngine {
   private readonly apiSources = new Map<string, string>();
   private program: CompiledProgram;
   private readonly ruleMeta = new Map<string, RuleMeta>();
+  /** Partial matches dropped because a rule's pattern changed, per rule (GET /rules counters). */
+  readonly droppedByChange = new Map<string, number>();
   /** A rules file whose latest text did not compile: its errors (the old version keeps running). */
   private readonly fileErrors = new Map<string, Diagnostic[]>();
 
@@ -346,9 +348,6 @@ export class DurableEngine {
   private ruleLoadFailed(errors: Diagnostic[]): void {
     for (const l of this.ruleErrorListeners) l(errors);
   }
-
-  /** Partial matches dropped because a rule's pattern changed, per rule (for metrics). */
-  readonly droppedByChange = new Map<string, number>();
 
   async putRule(id: string, text: string): Promise<PutRuleResult> {
     const meta = this.ruleMeta.get(id);
@@ -887,4 +886,3 @@ function syntheticError(message: string, file = 'request'): Diagnostic {
   return diagnostic('error', 'service/rule', message, file, { offset: 0, endOffset: 0, line: 1, col: 1 });
 }
 
-export type { Json };
