@@ -353,3 +353,42 @@ describe('skip strategies: properties on random patterns', () => {
     expect(checked).toBe(1600);
   });
 });
+
+describe('skip to first / skip to last: properties on random patterns', () => {
+  it('no released match starts before the skip target of the match released before it', async () => {
+    const r = prng(31337);
+    let checked = 0;
+    for (let round = 0; round < 600; round++) {
+      const { spec, text } = randomPattern(r);
+      const v = spec.steps[Math.floor(r() * spec.steps.length)]!.name;
+      const length = 2 + Math.floor(r() * 8);
+      const types = Array.from({ length }, () => 'abc'[Math.floor(r() * 3)]!);
+      const events = types.map((t, i) => JSON.stringify({ k: 'u', ts: 1000 + 10 * i, type: t, i })).join('\n');
+      for (const which of ['first', 'last'] as const) {
+        const rules = `stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match\n    ${text}\n  skip to ${which} ${v}\n}\n`;
+        const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events });
+        expect(result.exitCode, result.errors.join('\n')).toBe(0);
+        const none = matchesOf((await runReplay({ rules: [{ file: 'r.vigil', text: rules.replace(/skip to \w+ \w+/, 'skip none') }], events })).records);
+        const released = result.records.filter((x) => x.kind === 'match') as unknown as { events: Record<string, { i: number }[]> }[];
+        // A subset of skip none.
+        const pool = [...none];
+        for (const m of matchesOf(result.records)) {
+          const at = pool.indexOf(m);
+          expect(at, `skip to ${which} ${v} released ${m}, not a match\npattern:\n    ${text}\nevents: ${types.join(' ')}`).toBeGreaterThanOrEqual(0);
+          pool.splice(at, 1);
+        }
+        for (let i = 1; i < released.length; i++) {
+          const prev = released[i - 1]!.events;
+          const firstOf = (ev: Record<string, { i: number }[]>) => Math.min(...Object.values(ev).flat().map((e) => e.i));
+          const bound = prev[v];
+          const target = bound === undefined ? firstOf(prev) : which === 'first' ? bound[0]!.i : bound[bound.length - 1]!.i;
+          const start = firstOf(released[i]!.events);
+          expect(start, `skip to ${which} ${v}\npattern:\n    ${text}\nevents: ${types.join(' ')}`).toBeGreaterThanOrEqual(Math.min(target, Math.max(firstOf(prev), target)));
+          expect(start).toBeGreaterThanOrEqual(firstOf(prev));
+        }
+        checked++;
+      }
+    }
+    expect(checked).toBe(1200);
+  });
+});
