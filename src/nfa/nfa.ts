@@ -251,6 +251,18 @@ export class Nfa {
     next.push(r);
   }
 
+  /** Can `scope.candidate` start a partial match (its first step takes it)? */
+  canStart(scope: EvalScope): boolean {
+    scope.bound = null;
+    const exits = this.graph.startExits;
+    for (let i = 0; i < exits.length; i++) {
+      const q = this.steps[exits[i]!.target]!;
+      if (q.until !== null && q.until(scope)) continue;
+      if (q.cond(scope)) return true;
+    }
+    return false;
+  }
+
   private start(ks: KeyState, scope: EvalScope, next: Run[]): void {
     scope.bound = null;
     const exits = this.graph.startExits;

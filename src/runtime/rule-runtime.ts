@@ -195,6 +195,10 @@ export class RuleRuntime implements NfaOutput {
     }
     let ks = this.keys.get(mapKey);
     if (ks === undefined) {
+      // A key with nothing alive: only an event that can start a partial match makes state.
+      scope.candidate = e;
+      scope.time = e.time;
+      if (!this.nfa.canStart(scope)) return;
       ks = new KeyState(key, mapKey);
       this.keys.set(mapKey, ks);
     }
