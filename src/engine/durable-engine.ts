@@ -26,7 +26,7 @@ import { Engine, type StreamRuntime } from '../runtime/engine.js';
 import { deliveryName, renderDeliveries } from '../runtime/deliveries.js';
 import { newJournal, type RuleRuntime } from '../runtime/rule-runtime.js';
 import type { KeyState } from '../nfa/nfa.js';
-import { decodeEvent, decodeKeyState, encodeEvent, encodeKeyState, mapKeyOf, type EncodedEvent, type EncodedKeyState } from '../state/codec.js';
+import { decodeEvent, decodeKeyState, encodeEvent, encodeKeyState, type EncodedEvent, type EncodedKeyState, type EncodedKeyStateV2 } from '../state/codec.js';
 import { keyJson, LmdbStore, type Op, type StoredRule, type StoredStream } from '../state/lmdb-store.js';
 import {
   ServiceError,
@@ -222,8 +222,8 @@ export class DurableEngine {
   private restoreRuleState(rr: RuleRuntime): number {
     const name = rr.rule.name;
     const states: KeyState[] = [];
-    for (const { value } of this.store.range<EncodedKeyState>('keys', { start: [name], end: [name + '\u0000'] })) {
-      states.push(decodeKeyState(value, mapKeyOf(value.key), rr.rule.graph));
+    for (const { value } of this.store.range<EncodedKeyState | EncodedKeyStateV2>('keys', { start: [name], end: [name + '\u0000'] })) {
+      states.push(decodeKeyState(value, rr.rule.graph));
     }
     const n = rr.restoreKeys(states);
     const buffered: StreamEvent[] = [];

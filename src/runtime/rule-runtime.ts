@@ -227,10 +227,38 @@ export class RuleRuntime implements NfaOutput {
   private rearmTimers(): void {
     this.withinTimers.clear();
     this.absenceTimers.clear();
-    const all: [number, 0 | 1, KeyState][] = [];
-    for (const ks of this.keys.values()) for (const [t, kind] of this.nfa.deadlines(ks)) all.push([t, kind, ks]);
-    all.sort((a, b) => a[0] - b[0]);
-    for (const [t, kind, ks] of all) (kind === 0 ? this.withinTimers : this.absenceTimers).push(t, ks);
+    const times: number[] = [];
+    const kinds: (0 | 1)[] = [];
+    const owners: KeyState[] = [];
+    let min = Infinity;
+    let max = -Infinity;
+    for (const ks of this.keys.values()) {
+      for (const [t, kind] of this.nfa.deadlines(ks)) {
+        times.push(t);
+        kinds.push(kind);
+        owners.push(ks);
+        if (t < min) min = t;
+        if (t > max) max = t;
+      }
+    }
+    const n = times.length;
+    // A million restored keys: sort packed numbers natively rather than tuples with a comparator.
+    // (time − min) · 2^21 + index is exact while the times span < 2^32 ms and n < 2^21.
+    let order: ArrayLike<number>;
+    if (n < 2 ** 21 && max - min < 2 ** 32) {
+      const packed = new Float64Array(n);
+      for (let i = 0; i < n; i++) packed[i] = (times[i]! - min) * 2 ** 21 + i;
+      packed.sort();
+      const idx = new Uint32Array(n);
+      for (let i = 0; i < n; i++) idx[i] = packed[i]! % 2 ** 21;
+      order = idx;
+    } else {
+      order = Array.from({ length: n }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
+    }
+    for (let j = 0; j < n; j++) {
+      const i = order[j]!;
+      (kinds[i] === 0 ? this.withinTimers : this.absenceTimers).push(times[i]!, owners[i]!);
+    }
   }
 
   // ------------------------------------------------------------ NfaOutput

@@ -10,11 +10,12 @@ import type { BoundNode, Json, StreamEvent } from '../core/event.js';
 import type { NfaGraph } from '../nfa/graph.js';
 import { KeyState, Run, type Completed } from '../nfa/nfa.js';
 
-export const KEY_STATE_VERSION = 1;
+export const KEY_STATE_VERSION = 2;
 
 /** An event: [seq, time, stream, topic | null, data]. */
 export type EncodedEvent = [number, number, string, string | null, Json];
 
+/** Version 1: nested arrays (still read; written by earlier builds). */
 export interface EncodedKeyState {
   v: 1;
   key: Json;
@@ -35,13 +36,24 @@ export function decodeEvent(x: EncodedEvent): StreamEvent {
   return { seq: x[0], time: x[1], stream: x[2], topic: x[3] ?? undefined, data: x[4] as { [k: string]: Json } };
 }
 
-export function encodeKeyState(ks: KeyState, graph: NfaGraph): EncodedKeyState {
+/**
+ * Version 2: one flat array per key state, so that a restart decodes one array (plus the events'
+ * data) per key instead of one per event, bound node and partial match:
+ * `[2, key, nEvents, (seq, time, stream, topic, data)…, nNodes, (nameId, event, prev)…,
+ *   nRuns, (node, count, fresh, link, guards, nextGuards, deadline, bound, startTime, startSeq,
+ *   deadExits)…, nCompleted, (bound, time, startTime, startSeq)…]`.
+ */
+export type EncodedKeyStateV2 = unknown[];
+
+export function encodeKeyState(ks: KeyState, graph: NfaGraph): EncodedKeyStateV2 {
   const guardIds = new Map<unknown, number>();
   graph.guardSets.forEach((g, i) => guardIds.set(g, i));
-  const events: EncodedEvent[] = [];
   const eventIds = new Map<StreamEvent, number>();
-  const nodes: [number, number, number][] = [];
   const nodeIds = new Map<BoundNode, number>();
+  const events: unknown[] = [];
+  const nodes: number[] = [];
+  let nEvents = 0;
+  let nNodes = 0;
   const nodeId = (n: BoundNode): number => {
     const known = nodeIds.get(n);
     if (known !== undefined) return known;
@@ -52,40 +64,76 @@ export function encodeKeyState(ks: KeyState, graph: NfaGraph): EncodedKeyState {
       const m = chain[i]!;
       let ev = eventIds.get(m.event);
       if (ev === undefined) {
-        ev = events.length;
+        ev = nEvents++;
         eventIds.set(m.event, ev);
-        events.push(encodeEvent(m.event));
+        events.push(m.event.seq, m.event.time, m.event.stream, m.event.topic ?? null, m.event.data);
       }
-      const id = nodes.length;
-      nodes.push([m.nameId, ev, m.prev === null ? -1 : nodeIds.get(m.prev)!]);
-      nodeIds.set(m, id);
+      nodes.push(m.nameId, ev, m.prev === null ? -1 : nodeIds.get(m.prev)!);
+      nodeIds.set(m, nNodes++);
     }
     return nodeIds.get(n)!;
   };
   const gid = (g: unknown[] | null): number => (g === null ? -1 : (guardIds.get(g) ?? -1));
-  return {
-    v: KEY_STATE_VERSION,
-    key: ks.key,
-    events,
-    nodes,
-    runs: ks.runs.map((r) => [
-      r.node,
-      r.count,
-      r.fresh ? 1 : 0,
-      r.link,
-      gid(r.guards),
-      gid(r.nextGuards),
-      r.deadline === Infinity ? null : r.deadline,
-      nodeId(r.bound),
-      r.startTime,
-      r.startSeq,
-      r.deadExits,
-    ]),
-    completed: ks.completed.map((c) => [nodeId(c.bound), c.time, c.startTime, c.startSeq]),
-  };
+  const runs: unknown[] = [];
+  for (const r of ks.runs) {
+    runs.push(r.node, r.count, r.fresh ? 1 : 0, r.link, gid(r.guards), gid(r.nextGuards), r.deadline === Infinity ? null : r.deadline, nodeId(r.bound), r.startTime, r.startSeq, r.deadExits);
+  }
+  const completed: unknown[] = [];
+  for (const c of ks.completed) completed.push(nodeId(c.bound), c.time, c.startTime, c.startSeq);
+  return [2, ks.key, nEvents, ...events, nNodes, ...nodes, ks.runs.length, ...runs, ks.completed.length, ...completed];
 }
 
-export function decodeKeyState(x: EncodedKeyState, mapKey: unknown, graph: NfaGraph): KeyState {
+/** Decodes a stored key state of any known version (1: nested arrays, 2: flat). */
+export function decodeKeyState(x: EncodedKeyState | EncodedKeyStateV2, graph: NfaGraph): KeyState {
+  if (!Array.isArray(x)) return decodeKeyStateV1(x, mapKeyOf(x.key), graph);
+  const mapKey = mapKeyOf(x[1] as Json);
+  if (x[0] !== 2) throw new Error(`unknown key state version ${String(x[0])}`);
+  const guards = (i: number) => (i < 0 ? null : (graph.guardSets[i] ?? null));
+  let p = 2;
+  const nEvents = x[p++] as number;
+  const events: StreamEvent[] = new Array(nEvents);
+  for (let i = 0; i < nEvents; i++, p += 5) {
+    events[i] = { seq: x[p] as number, time: x[p + 1] as number, stream: x[p + 2] as string, topic: (x[p + 3] as string | null) ?? undefined, data: x[p + 4] as { [k: string]: Json } };
+  }
+  const nNodes = x[p++] as number;
+  const nodes: BoundNode[] = new Array(nNodes);
+  for (let i = 0; i < nNodes; i++, p += 3) {
+    const prev = x[p + 2] as number;
+    const pn = prev < 0 ? null : nodes[prev]!;
+    nodes[i] = { nameId: x[p] as number, event: events[x[p + 1] as number]!, prev: pn, length: pn === null ? 1 : pn.length + 1 };
+  }
+  const ks = new KeyState(x[1] as Json, mapKey);
+  const nRuns = x[p++] as number;
+  const runs: Run[] = new Array(nRuns);
+  for (let i = 0; i < nRuns; i++, p += 11) {
+    runs[i] = new Run(
+      x[p] as number,
+      x[p + 1] as number,
+      x[p + 2] === 1,
+      x[p + 3] as 0 | 1 | 2,
+      guards(x[p + 4] as number),
+      guards(x[p + 5] as number),
+      (x[p + 6] as number | null) ?? Infinity,
+      nodes[x[p + 7] as number]!,
+      x[p + 8] as number,
+      x[p + 9] as number,
+      x[p + 10] as number,
+    );
+  }
+  ks.runs = runs;
+  const nCompleted = x[p++] as number;
+  if (nCompleted > 0) {
+    const completed: Completed[] = new Array(nCompleted);
+    for (let i = 0; i < nCompleted; i++, p += 4) {
+      completed[i] = { bound: nodes[x[p] as number]!, time: x[p + 1] as number, startTime: x[p + 2] as number, startSeq: x[p + 3] as number };
+    }
+    ks.completed = completed;
+  }
+  return ks;
+}
+
+/** Version 1 (nested arrays), as written before the flat encoding: still read. */
+function decodeKeyStateV1(x: EncodedKeyState, mapKey: unknown, graph: NfaGraph): KeyState {
   if (x.v !== 1) throw new Error(`unknown key state version ${String(x.v)}`);
   const events = x.events.map(decodeEvent);
   const nodes: BoundNode[] = [];
