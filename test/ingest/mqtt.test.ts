@@ -54,6 +54,22 @@ async function core(rules: string): Promise<TestCore> {
   return t;
 }
 
+/** A core with one stream fed by `filter` and a do-nothing rule, a connection and a started source. */
+async function sourceOn(s: string, filter: string): Promise<{ t: TestCore; conn: MqttConnection; source: MqttSource }> {
+  const t = await core(`stream ${s} {
+  key device
+  source mqtt "${filter}"
+}
+rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
+`);
+  const conn = connect(broker.url, `vigil-test-${rand()}`);
+  await conn.waitConnected(5000);
+  const source = new MqttSource(t.core, conn);
+  cleanups.push(() => source.stop());
+  await source.start();
+  return { t, conn, source };
+}
+
 async function subscriber(filter: string): Promise<{ client: MqttClient; messages: { topic: string; text: string }[] }> {
   const client = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0, clientId: `vigil-test-sub-${rand()}` });
   cleanups.push(() => client.endAsync());
@@ -223,17 +239,7 @@ rule r_${s} { from ${s} match x: temp > 1000 alert info "x" to log }
   it('reconnects after losing the connection and processes every QoS 1 message published meanwhile (broker up)', async () => {
     const prefix = testTopicPrefix();
     const s = `s_${rand()}`;
-    const t = await core(`stream ${s} {
-  key device
-  source mqtt "${prefix}/in"
-}
-rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
-`);
-    const conn = connect(broker.url, `vigil-test-${rand()}`);
-    await conn.waitConnected(5000);
-    const source = new MqttSource(t.core, conn);
-    cleanups.push(() => source.stop());
-    await source.start();
+    const { t, conn } = await sourceOn(s, `${prefix}/in`);
     let closes = 0;
     conn.on('close', () => closes++);
     await publisher.publishAsync(`${prefix}/in`, JSON.stringify({ device: 'd', n: 0 }), { qos: 1 });
@@ -388,17 +394,7 @@ rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
   it('the same payload on a reused packet id, DUP clear, is a new message (applied again)', async () => {
     const prefix = testTopicPrefix();
     const s = `s_${rand()}`;
-    const t = await core(`stream ${s} {
-  key device
-  source mqtt "${prefix}/in"
-}
-rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
-`);
-    const conn = connect(broker.url, `vigil-test-${rand()}`);
-    await conn.waitConnected(5000);
-    const source = new MqttSource(t.core, conn);
-    cleanups.push(() => source.stop());
-    await source.start();
+    const { t } = await sourceOn(s, `${prefix}/in`);
     // A heartbeat: the same bytes every time. Broker packet ids cycle; whatever id each copy
     // gets, none of them may be swallowed.
     const N = 5;
@@ -409,17 +405,7 @@ rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
   it('refresh() subscribes new filters and unsubscribes removed ones', async () => {
     const prefix = testTopicPrefix();
     const s = `s_${rand()}`;
-    const t = await core(`stream ${s} {
-  key device
-  source mqtt "${prefix}/one"
-}
-rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
-`);
-    const conn = connect(broker.url, `vigil-test-${rand()}`);
-    await conn.waitConnected(5000);
-    const source = new MqttSource(t.core, conn);
-    cleanups.push(() => source.stop());
-    await source.start();
+    const { t, source } = await sourceOn(s, `${prefix}/one`);
     expect(source.subscriptions()).toEqual([`${prefix}/one`]);
     const put = await t.core.putRule(`r2_${s}`, `stream ${s}x {
   key device
@@ -432,8 +418,7 @@ rule r2_${s} { from ${s}x match x: n < 0 alert info "x" to log }
     expect(source.subscriptions()).toEqual([`${prefix}/one`, `${prefix}/two/+`]);
     await publisher.publishAsync(`${prefix}/two/a`, JSON.stringify({ device: 'd', n: 1 }), { qos: 1 });
     await until(() => acceptedOf(t.core, `${s}x`) === 1, 3000, 'message on the new filter');
-    // The stream's filter changes: the old one is unsubscribed. (Deleting the rule would not
-    // do: the core keeps a stream once declared, with its sources.)
+    // The stream's filter changes: the old one is unsubscribed.
     const put2 = await t.core.putRule(`r2_${s}`, `stream ${s}x {
   key device
   source mqtt "${prefix}/three"
@@ -448,17 +433,7 @@ rule r2_${s} { from ${s}x match x: n < 0 alert info "x" to log }
   it('pipelines acknowledgements: many messages share a commit (throughput)', async () => {
     const prefix = testTopicPrefix();
     const s = `s_${rand()}`;
-    const t = await core(`stream ${s} {
-  key device
-  source mqtt "${prefix}/in"
-}
-rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
-`);
-    const conn = connect(broker.url, `vigil-test-${rand()}`);
-    await conn.waitConnected(5000);
-    const source = new MqttSource(t.core, conn);
-    cleanups.push(() => source.stop());
-    await source.start();
+    const { t } = await sourceOn(s, `${prefix}/in`);
     let commits = 0;
     t.core.onCheckpoint(() => commits++);
     const N = 1000;
