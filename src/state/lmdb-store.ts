@@ -15,6 +15,7 @@
 //   late:     [stream, seq] → LateEntry
 //   idem:     Idempotency-Key → { answer, expiresAt }
 
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -50,10 +51,13 @@ export interface Op {
   value?: unknown;
 }
 
-/** LMDB keys must stay under ~2 KB; longer key values are stored under a hash. */
+/**
+ * A key value as an LMDB key part. LMDB keys must stay under ~2 KB: a longer key value is
+ * stored under the SHA-256 of its JSON (the value itself is kept inside the record).
+ */
 export function keyJson(key: unknown): string {
   const s = JSON.stringify(key);
-  return s.length <= 1500 ? s : `#${s.length}:${s.slice(0, 1400)}`;
+  return s.length <= 1500 ? s : `#sha256:${createHash('sha256').update(s).digest('hex')}`;
 }
 
 export class LmdbStore {

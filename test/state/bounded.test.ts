@@ -102,3 +102,21 @@ describe('bounded state', () => {
     await core.close();
   });
 });
+
+describe('long keys', () => {
+  it('two keys longer than an LMDB key that share their first 1,500 characters keep separate state', async () => {
+    const core = await open();
+    expect((await core.putRule('ab', 'stream s {\n  key k\n  time ts\n}\nrule ab {\n  from s\n  match a: t == "a" then b: t == "b"\n  within 1h\n}\n')).ok).toBe(true);
+    const common = 'x'.repeat(3000);
+    const k1 = `${common}-one`;
+    const k2 = `${common}-two`;
+    await core.ingest('s', [{ k: k1, ts: 1000, t: 'a' }, { k: k2, ts: 1001, t: 'a' }], 0);
+    await core.close();
+    const again = await DurableEngine.open({ dataDir: core.options.dataDir, rulesDir: null, checkpointMs: 1 });
+    expect(again.engine.rules.get('ab')!.partialMatches()).toBe(2);
+    await again.ingest('s', [{ k: k2, ts: 2000, t: 'b' }], 0);
+    await again.commitNow();
+    expect(again.alerts().alerts.map((a) => a.key)).toEqual([k2]);
+    await again.close();
+  });
+});
