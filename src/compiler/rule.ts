@@ -27,6 +27,8 @@ import { compileCondition, compileTemplate, compileValue, referencedSteps, type 
 import { compileStreams, fieldPath, implicitStream, type CompiledStream } from './streams.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
+/** Longest rule or stream name. */
+export const MAX_NAME_LENGTH = 200;
 
 export type CompiledSink =
   | { kind: 'webhook'; url: string; headers: { name: string; value: string }[]; secret: string | null }
@@ -114,6 +116,11 @@ export function compilePrograms(programs: Program[], options: CompileOptions = {
   const seen = new Map<string, RuleDecl>();
   for (const program of programs) {
     for (const decl of program.decls) {
+      // Rule and stream names key the stored state, and LMDB keys are limited.
+      if (decl.name.name.length > MAX_NAME_LENGTH) {
+        diagnostics.push(diagnostic('error', 'compile/name-too-long', `the name of this ${decl.kind} is longer than ${MAX_NAME_LENGTH} characters`, program.file, decl.name.span));
+        continue;
+      }
       if (decl.kind !== 'rule') continue;
       const before = seen.get(decl.name.name);
       if (before) {

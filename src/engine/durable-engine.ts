@@ -13,6 +13,7 @@
 // pattern is unchanged keeps its partial matches, a changed pattern starts empty (the dropped
 // partial matches are counted), a removed rule's state is deleted.
 
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -513,7 +514,8 @@ export class DurableEngine {
     if (!this.open) throw new ServiceError('VIGIL_ERR_NOT_READY', 'the service is not ready', 503);
     const st = this.engine.streams.get(stream);
     if (!st) throw new ServiceError('VIGIL_ERR_STREAM_NOT_FOUND', `unknown stream '${stream}'`, 404);
-    const idem = opts.idempotencyKey;
+    // Stored under a bounded form: LMDB keys are limited, and an MQTT event id can be anything.
+    const idem = opts.idempotencyKey === undefined ? undefined : storedKey(opts.idempotencyKey);
     if (idem !== undefined && !opts.recordOnly) {
       const inflight = this.inflightIdem.get(idem);
       if (inflight) return inflight;
@@ -864,6 +866,11 @@ function hasErrors(p: CompiledProgram): boolean {
 
 function finite(n: number): number | null {
   return Number.isFinite(n) ? n : null;
+}
+
+/** An Idempotency-Key as stored: itself, or the SHA-256 of a long one (LMDB keys are limited). */
+function storedKey(key: string): string {
+  return key.length <= 400 ? key : `#sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
 /** A paging cursor is the position of the last item of the previous page. */

@@ -123,3 +123,11 @@ describe('rule checks', () => {
     expect(rel('a: x == 1 then b: y == 2 and x > a.x')).not.toBeNull();
   });
 });
+
+describe('names', () => {
+  it('a rule or stream name longer than 200 characters is an error (names key the stored state)', () => {
+    const long = 'r'.repeat(201);
+    const es = errors(`stream ${long}s {\n  key k\n}\nrule ${long} {\n  from s\n  match a: x == 1\n}\n`);
+    expect(es.filter((e) => e.code === 'compile/name-too-long').map((e) => e.line)).toEqual([1, 4]);
+  });
+});

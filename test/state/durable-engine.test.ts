@@ -113,3 +113,18 @@ describe('DurableEngine queries', () => {
     await core.close();
   });
 });
+
+describe('DurableEngine idempotency keys', () => {
+  it('a key longer than an LMDB key is applied once and answered again (stored under its hash)', async () => {
+    const dir = tempDir();
+    const core = await DurableEngine.open({ dataDir: join(dir, 'data'), rulesDir: null, checkpointMs: 1 });
+    expect((await core.putRule('one', 'stream s {\n  key k\n  time ts\n}\nrule one {\n  from s\n  match a: t == "a"\n}\n')).ok).toBe(true);
+    const key = 'k'.repeat(3000);
+    const first = await core.ingest('s', [{ k: 'x', ts: 1, t: 'a' }], 0, { idempotencyKey: key });
+    const again = await core.ingest('s', [{ k: 'x', ts: 2, t: 'a' }], 0, { idempotencyKey: key });
+    expect(again).toEqual(first);
+    expect(core.streams()[0]!.accepted).toBe(1);
+    expect(core.isReady()).toBe(true);
+    await core.close();
+  });
+});
