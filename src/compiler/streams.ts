@@ -354,6 +354,26 @@ export function checkEventInto(
   return time;
 }
 
+/** How deep objects and lists may nest in an event (stored state must stay encodable). */
+export const MAX_EVENT_DEPTH = 64;
+
+/** Does `v` nest objects or lists more than `left` levels below it? (Checked by the engine for events it stores.) */
+export function nestedDeeperThan(v: { [k: string]: Json } | Json[], left: number): boolean {
+  if (left === 0) return true;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (x !== null && typeof x === 'object' && nestedDeeperThan(x, left - 1)) return true;
+    }
+    return false;
+  }
+  for (const k in v) {
+    const x = v[k];
+    if (x !== null && typeof x === 'object' && nestedDeeperThan(x as { [k: string]: Json } | Json[], left - 1)) return true;
+  }
+  return false;
+}
+
 /** `checkEventInto` with a result object and the scope left as it was, for callers off the hot path. */
 export function checkEvent(
   stream: CompiledStream,

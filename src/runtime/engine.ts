@@ -7,7 +7,7 @@
 import type { AlertRecord } from '../core/alert.js';
 import type { EvalScope, StreamEvent } from '../core/event.js';
 import type { CompiledAlert, CompiledRule } from '../compiler/rule.js';
-import { checkEventInto, implicitStream, type CompiledStream } from '../compiler/streams.js';
+import { checkEventInto, implicitStream, MAX_EVENT_DEPTH, nestedDeeperThan, type CompiledStream } from '../compiler/streams.js';
 import { RuleRuntime } from './rule-runtime.js';
 
 export interface EngineOutput {
@@ -50,6 +50,8 @@ export class Engine {
   seq = 0;
   readonly now: () => number;
   private readonly scope: EvalScope = { candidate: null, bound: null, key: null, time: 0 };
+  /** Reused: which rules of the stream can use the event being ingested. */
+  private readonly uses: boolean[] = [];
   /** Reused for validating and filtering an event before it is known to be needed. */
   private readonly probe: StreamEvent = { data: {}, time: 0, seq: 0, stream: '', topic: undefined };
   private readonly output: EngineOutput;
@@ -117,9 +119,38 @@ export class Engine {
     // Without a time field, event time is the arrival time, never going backwards.
     const time = st.compiled.timeOf === null ? Math.max(checked, st.maxTime) : checked;
     probe.time = time;
+    const late = time < st.watermark;
+
+    // Which rules can use the event (most events of a busy stream satisfy no condition of any
+    // rule, and skip the key lookup and the matcher). Decided before anything changes, so that
+    // an event stored nowhere costs nothing more, and one that is stored is checked first.
+    const rules = st.rules;
+    const use = this.uses;
+    let anyUse = false;
+    if (!late) {
+      const scope = this.scope;
+      for (let i = 0; i < rules.length; i++) {
+        const relevant = rules[i]!.rule.relevant;
+        let u = true;
+        if (relevant !== null) {
+          scope.candidate = probe;
+          scope.bound = null;
+          scope.time = time;
+          u = relevant(scope);
+        }
+        use[i] = u;
+        if (u) anyUse = true;
+      }
+    }
+    // An event that partial matches or the late output will hold must stay encodable.
+    if ((late || anyUse) && nestedDeeperThan(probe.data, MAX_EVENT_DEPTH)) {
+      st.counters.rejected++;
+      return { status: 'rejected', error: `an event may nest objects and lists at most ${MAX_EVENT_DEPTH} levels deep` };
+    }
+
     st.lastArrival = arrivalTime;
     this.seq++;
-    if (time < st.watermark) {
+    if (late) {
       st.counters.late++;
       this.output.late(streamName, { data: probe.data, time, seq: probe.seq, stream: streamName, topic });
       return LATE;
@@ -130,30 +161,21 @@ export class Engine {
       const w = time - st.compiled.watermarkMs;
       if (w > st.watermark) st.watermark = w;
     }
-    // The event object is made only for a rule that can use it: most events of a busy
-    // stream satisfy no condition of any rule, and skip the key lookup and the matcher.
     let e: StreamEvent | null = null;
-    const scope = this.scope;
-    const rules = st.rules;
     for (let i = 0; i < rules.length; i++) {
       const rr = rules[i]!;
       const w = rr.rule.streams.length === 1 ? st.watermark : this.ruleWatermark(rr);
-      const relevant = rr.rule.relevant;
-      if (relevant !== null) {
-        scope.candidate = probe;
-        scope.bound = null;
-        scope.time = time;
-        if (!relevant(scope)) {
-          rr.counters.eventsIn++;
-          rr.advance(w);
-          continue;
-        }
+      if (!use[i]) {
+        rr.counters.eventsIn++;
+        rr.advance(w);
+        continue;
       }
       e ??= { data: probe.data, time, seq: probe.seq, stream: streamName, topic };
       rr.receive(e, w);
     }
     return ACCEPTED;
   }
+
 
   /** A watermark marker (`{"$watermark": N}`): W = max(W, N) for the given streams (all when omitted). */
   advanceWatermark(watermark: number, streamNames?: Iterable<string>): void {

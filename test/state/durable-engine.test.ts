@@ -128,3 +128,20 @@ describe('DurableEngine idempotency keys', () => {
     await core.close();
   });
 });
+
+describe('DurableEngine and deeply nested events', () => {
+  it('an event nested too deep to store is rejected with its reason; the service stays up', async () => {
+    const dir = tempDir();
+    const core = await DurableEngine.open({ dataDir: join(dir, 'data'), rulesDir: null, checkpointMs: 1 });
+    expect((await core.putRule('ab', 'stream s {\n  key k\n  time ts\n}\nrule ab {\n  from s\n  match a: t == "a" then b: t == "b"\n  within 1h\n}\n')).ok).toBe(true);
+    const nested = (depth: number, t: string, ts: number) => JSON.parse(`{"k":"d","ts":${ts},"t":"${t}","deep":${'{"x":'.repeat(depth)}1${'}'.repeat(depth)}}`);
+    const answer = await core.ingest('s', [nested(3000, 'a', 1000), nested(10, 'a', 1001), nested(3000, 'x', 1002)], 0);
+    // The first would be held by a partial match: rejected. The third no rule can use: taken.
+    expect(answer).toEqual({ accepted: 2, late: 0, rejected: [{ index: 0, error: 'an event may nest objects and lists at most 64 levels deep' }] });
+    expect(core.isReady()).toBe(true);
+    await core.ingest('s', [{ k: 'd', ts: 2000, t: 'b' }], 0);
+    await core.commitNow();
+    expect(core.alerts().alerts).toHaveLength(1);
+    await core.close();
+  });
+});
