@@ -84,3 +84,28 @@ describe('rules directory hot loading', () => {
     }
   });
 });
+
+describe('PUT against the streams already declared', () => {
+  it('a rule text that redeclares a stream with other settings is refused, positioned; an identical declaration is fine', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'vigil-put-stream-'));
+    dirs.push(root);
+    const rulesDir = join(root, 'rules');
+    mkdirSync(rulesDir);
+    writeFileSync(join(rulesDir, 'door.vigil'), rule('one'));
+    const core = await DurableEngine.open({ dataDir: join(root, 'data'), rulesDir, watchRules: false, checkpointMs: 2 });
+    try {
+      const conflicting = await core.putRule('other', 'stream s {\n  key other_key\n  time ts\n}\nrule other {\n  from s\n  match x: t == "x"\n}\n');
+      expect(conflicting.ok).toBe(false);
+      if (!conflicting.ok) {
+        expect(conflicting.status).toBe(400);
+        expect(conflicting.errors.find((e) => e.code === 'compile/stream-conflict')).toMatchObject({ file: 'request', line: 1, col: 8 });
+      }
+      expect(core.getRule('other')).toBeNull();
+      expect(core.getRule('door')).toMatchObject({ status: 'running', version: 1 });
+      const same = await core.putRule('other', 'stream s {\n  key k\n  time ts\n}\nrule other {\n  from s\n  match x: t == "x"\n}\n');
+      expect(same.ok).toBe(true);
+    } finally {
+      await core.close();
+    }
+  });
+});
