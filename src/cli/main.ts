@@ -6,12 +6,14 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { renderDiagnostic } from '../core/diagnostics.js';
 import { compileSources, type SourceFile } from '../compiler/rule.js';
-import { replay } from './run.js';
+import { parseUntil, renderSummary, replay } from './run.js';
 
 const USAGE = `usage:
-  vigil check FILES...                          compile rules; errors as file:line:col
-  vigil run RULES... --events FILE|- [--stream NAME] [--deliver]
+  vigil check [--strict] FILES...               compile rules; errors as file:line:col
+                                                (--strict: warnings are errors too)
+  vigil run RULES... --events FILE|- [--stream NAME] [--until TIME] [--deliver]
                                                 evaluate rules over recorded NDJSON events
+                                                (--until: time stops there, not at +∞)
   vigil serve [--host H] [--port P] [--data-dir D] [--rules-dir R] [--from-savepoint PATH] ...
                                                 run the service (see README)`;
 
@@ -57,11 +59,20 @@ export function readRuleFiles(paths: string[]): { files: SourceFile[]; errors: s
 }
 
 function check(args: string[]): number {
-  if (args.length === 0) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { strict: { type: 'boolean' } } });
+  } catch (err) {
+    process.stderr.write(`vigil check: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const paths = parsed.positionals;
+  const strict = parsed.values.strict === true;
+  if (paths.length === 0) {
     process.stderr.write('vigil check: name at least one rules file\n');
     return 2;
   }
-  const { files, errors } = readRuleFiles(args);
+  const { files, errors } = readRuleFiles(paths);
   for (const e of errors) process.stderr.write(e + '\n');
   const program = compileSources(files);
   let nErrors = errors.length;
@@ -71,9 +82,14 @@ function check(args: string[]): number {
     else nWarnings++;
     process.stderr.write(renderDiagnostic(d, program.sources.get(d.file)) + '\n');
   }
-  const summary = `${files.length} file(s): ${program.rules.length} rule(s), ${program.streams.size} stream(s), ${nErrors} error(s), ${nWarnings} warning(s)`;
-  (nErrors > 0 ? process.stderr : process.stdout).write(summary + '\n');
-  return nErrors > 0 ? 1 : 0;
+  // Every rule declared counts, compiled or not (a rule with an error is still a rule of the file).
+  const total = program.ruleCount ?? program.rules.length;
+  const refused = total - program.rules.length;
+  const rules = `${total} rule(s)${refused > 0 ? ` (${refused} with errors)` : ''}`;
+  const failed = nErrors > 0 || (strict && nWarnings > 0);
+  const summary = `${files.length} file(s): ${rules}, ${program.streams.size} stream(s), ${nErrors} error(s), ${nWarnings} warning(s)${strict && nWarnings > 0 ? ' (--strict: warnings fail the check)' : ''}`;
+  (failed ? process.stderr : process.stdout).write(summary + '\n');
+  return failed ? 1 : 0;
 }
 
 async function run(args: string[]): Promise<number> {
@@ -82,7 +98,7 @@ async function run(args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: { events: { type: 'string' }, stream: { type: 'string' }, deliver: { type: 'boolean' } },
+      options: { events: { type: 'string' }, stream: { type: 'string' }, until: { type: 'string' }, deliver: { type: 'boolean' } },
     });
   } catch (err) {
     process.stderr.write(`vigil run: ${(err as Error).message}\n${USAGE}\n`);
@@ -92,6 +108,15 @@ async function run(args: string[]): Promise<number> {
   if (positionals.length === 0 || values.events === undefined) {
     process.stderr.write(`vigil run: name the rules files and --events FILE (or - for standard input)\n${USAGE}\n`);
     return 2;
+  }
+  let until: number | undefined;
+  if (values.until !== undefined) {
+    const t = parseUntil(values.until);
+    if (t === null) {
+      process.stderr.write(`vigil run: --until '${values.until}' is not a time: give ISO-8601 with a zone (2026-11-20T10:05:00Z) or epoch milliseconds\n`);
+      return 2;
+    }
+    until = t;
   }
   const { files, errors } = readRuleFiles(positionals);
   for (const e of errors) process.stderr.write(e + '\n');
@@ -119,7 +144,17 @@ async function run(args: string[]): Promise<number> {
   // Made only now: lines read before the replay iterates them would be lost.
   const lines = createInterface({ input, crlfDelay: Infinity });
   const code = await replay(
-    { rules: files, events: lines, eventsName: fromStdin ? 'stdin' : values.events, stream: values.stream, onAlert: delivery?.onAlert },
+    {
+      rules: files,
+      events: lines,
+      eventsName: fromStdin ? 'stdin' : values.events,
+      stream: values.stream,
+      onAlert: delivery?.onAlert,
+      until,
+      onSummary: (s) => {
+        for (const line of renderSummary(s)) process.stderr.write(line + '\n');
+      },
+    },
     (record) => out.write(JSON.stringify(record) + '\n'),
     (line) => process.stderr.write(line + '\n'),
   );

@@ -1,5 +1,5 @@
 // `vigil run RULES... --events FILE|-`: evaluates rules over a recorded stream (service.md §1).
-// The input is bounded, so it ends with the watermark at +∞. Standard output carries only the
+// The input is bounded, so it ends with the watermark at +∞ (or at `until`, where time stops). Standard output carries only the
 // records (one JSON object per line: alert records, and late events as
 // `{"kind":"late","stream":...,"event":{...}}`); every warning and error goes to `errors`
 // (standard error). The golden corpus calls `runReplay`, the same code as the command.
@@ -19,9 +19,58 @@ export interface ReplayInput {
   eventsName?: string;
   /** Puts every line on this stream. */
   stream?: string;
-  /** Called for each alert (e.g. to deliver it with `--deliver`). */
   /** Called for each alert, synchronously, while `scope` still holds its match (e.g. for `--deliver`). */
   onAlert?: (record: AlertRecord, alert: CompiledAlert, scope: EvalScope) => void;
+  /**
+   * Where time stops (epoch ms): the input ends with W = until instead of +∞, so timers
+   * (absences, `within` expiries) later than that do not fire. Default: +∞.
+   */
+  until?: number;
+  /** Called once at the end with what happened to the input, per stream. */
+  onSummary?: (summary: ReplaySummary) => void;
+}
+
+/** What a replay did with its input: per stream, and the lines that reached no stream. */
+export interface ReplaySummary {
+  /** Non-blank lines read. */
+  lines: number;
+  streams: { name: string; read: number; accepted: number; late: number; rejected: number; watermarkMs: number }[];
+  /** Lines that reached no stream: invalid JSON, not an object, no stream to put them on, bad `$watermark`. */
+  unrouted: number;
+  /** Watermark markers read. */
+  watermarks: number;
+}
+
+/** Share of a stream's events that must be late for the "not in time order" hint. */
+export const LATE_HINT_SHARE = 0.1;
+
+/** The summary as `vigil run` prints it on standard error (one line per stream, then the hints). */
+export function renderSummary(s: ReplaySummary): string[] {
+  const out: string[] = [];
+  const parts = [`${s.lines} line(s) read`];
+  if (s.watermarks > 0) parts.push(`${s.watermarks} watermark marker(s)`);
+  if (s.unrouted > 0) parts.push(`${s.unrouted} rejected before reaching a stream`);
+  out.push(`vigil run: ${parts.join(', ')}`);
+  for (const st of s.streams) {
+    out.push(`vigil run: stream '${st.name}': ${st.read} read, ${st.accepted} accepted, ${st.late} late, ${st.rejected} rejected`);
+  }
+  for (const st of s.streams) {
+    const timed = st.accepted + st.late;
+    if (st.late >= 2 && st.late >= timed * LATE_HINT_SHARE) {
+      out.push(
+        `vigil run: hint: ${Math.round((100 * st.late) / timed)}% of the events of stream '${st.name}' were late: the input is not in time order for its watermark (${st.watermarkMs} ms); sort it by time or raise the stream's 'watermark'`,
+      );
+    }
+  }
+  return out;
+}
+
+/** `--until` text: ISO-8601 with a zone, or epoch milliseconds; null when it is neither. */
+export function parseUntil(text: string): number | null {
+  if (/^-?\d+$/.test(text.trim())) return Number(text.trim());
+  if (!/(Z|[+-]\d\d:?\d\d)$/i.test(text.trim())) return null;
+  const ms = Date.parse(text.trim());
+  return Number.isNaN(ms) ? null : ms;
 }
 
 export type OutputRecord = AlertRecord | LateRecord;
@@ -77,28 +126,43 @@ export async function replayCompiled(
   }
   const only = read.size === 1 ? [...read][0]! : undefined;
   const name = input.eventsName ?? 'events';
+  const perStream = new Map<string, number>();
+  let lines = 0;
+  let unrouted = 0;
+  let watermarks = 0;
 
   let lineNo = 0;
   const onLine = (line: string): void => {
     lineNo++;
     if (line.trim() === '') return;
+    lines++;
+    const routed = route(line);
+    if (routed === null) unrouted++;
+    else if (routed !== '') perStream.set(routed, (perStream.get(routed) ?? 0) + 1);
+  };
+  /** Handles one line; returns the stream it went to, '' for a watermark marker, null when it reached none. */
+  const route = (line: string): string | null => {
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (err) {
       onError(`${name}:${lineNo}: invalid JSON: ${(err as Error).message}`);
-      return;
+      return null;
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       onError(`${name}:${lineNo}: rejected: an event must be a JSON object`);
-      return;
+      return null;
     }
     const obj = value as { [k: string]: Json };
     if ('$watermark' in obj) {
       const w = obj.$watermark;
-      if (typeof w !== 'number' || !Number.isFinite(w)) onError(`${name}:${lineNo}: rejected: "$watermark" must be a number (epoch ms)`);
-      else engine.advanceWatermark(w);
-      return;
+      if (typeof w !== 'number' || !Number.isFinite(w)) {
+        onError(`${name}:${lineNo}: rejected: "$watermark" must be a number (epoch ms)`);
+        return null;
+      }
+      engine.advanceWatermark(w);
+      watermarks++;
+      return '';
     }
     let stream = input.stream;
     let event: { [k: string]: Json } = obj;
@@ -108,7 +172,7 @@ export async function replayCompiled(
       if (stream === undefined) {
         if (typeof $stream !== 'string') {
           onError(`${name}:${lineNo}: rejected: "$stream" must be a stream name`);
-          return;
+          return null;
         }
         stream = $stream;
       }
@@ -116,10 +180,11 @@ export async function replayCompiled(
     stream ??= only;
     if (stream === undefined) {
       onError(`${name}:${lineNo}: rejected: cannot tell the stream of this event: the rules read ${[...read].join(', ')}; use --stream NAME or a "$stream" field`);
-      return;
+      return null;
     }
     const result = engine.ingest(stream, event, Date.now());
     if (result.status === 'rejected') onError(`${name}:${lineNo}: rejected: ${result.error}`);
+    return stream;
   };
 
   if (typeof input.events === 'string') {
@@ -127,6 +192,16 @@ export async function replayCompiled(
   } else {
     for await (const line of input.events) onLine(line);
   }
-  engine.end();
+  if (input.until === undefined) engine.end();
+  else engine.advanceWatermark(input.until);
+  if (input.onSummary) {
+    const streams: ReplaySummary['streams'] = [];
+    for (const [s, n] of perStream) {
+      const st = engine.streams.get(s);
+      // An event for a stream no rule declares or reads is rejected by the engine without a count.
+      streams.push(st ? { name: s, read: n, ...st.counters, watermarkMs: st.compiled.watermarkMs } : { name: s, read: n, accepted: 0, late: 0, rejected: n, watermarkMs: 0 });
+    }
+    input.onSummary({ lines, streams, unrouted, watermarks });
+  }
   return 0;
 }

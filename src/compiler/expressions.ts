@@ -15,6 +15,7 @@ import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
 import type { BoundNode, EvalScope, Json } from '../core/event.js';
 import { FUNCTIONS } from './functions.js';
 import { compileRegex } from './regex.js';
+import { didYouMean } from './suggest.js';
 import {
   add,
   div,
@@ -573,7 +574,7 @@ class ExprCompiler {
     const spec = FUNCTIONS.get(name);
     if (spec === undefined) {
       for (const a of e.args) this.node(a);
-      return this.error('compile/unknown-function', `unknown function '${name}'`, e.callee.span);
+      return this.error('compile/unknown-function', `unknown function '${name}'${didYouMean(name, FUNCTIONS.keys())}`, e.callee.span);
     }
     if (spec.special === 'env') {
       return this.error('compile/env-outside-sink', 'env() is allowed only in sink settings', e.span);
@@ -655,13 +656,37 @@ class ExprCompiler {
       const n = this.name(arg.name, arg.span);
       return n.t === 'step' ? n.ref : null;
     }
+    if (arg.kind === 'name') {
+      this.notAStep(fn, 'a step name', arg.name, arg.span);
+      return null;
+    }
     this.node(arg);
     this.error('compile/expected-step', `${fn}() takes a step name`, arg.span);
     return null;
   }
 
+  /** A bare name where a step is expected (`first(smal)`, `sum(smal.amount)`) that is no step of the rule. */
+  notAStep(fn: string, what: string, name: string, span: Span): CNode {
+    const steps = [...this.ctx.stepNames.keys()];
+    const hint = didYouMean(name, steps);
+    const known = hint !== '' || steps.length === 0 ? '' : ` (its steps: ${steps.map((s) => `'${s}'`).join(', ')})`;
+    return this.error('compile/expected-step', `${fn}() takes ${what}: '${name}' is not a step of this rule${hint}${known}`, span);
+  }
+
+  /** The bare name a step-function argument starts from (`smal` in `smal.amount`, `smal[0].f`), or null. */
+  rootName(e: Expr): Extract<Expr, { kind: 'name' }> | null {
+    let x = e;
+    while (x.kind === 'member' || x.kind === 'index') x = x.object;
+    return x.kind === 'name' ? x : null;
+  }
+
   stepFunction(fn: 'count' | 'first' | 'last', e: Extract<Expr, { kind: 'call' }>): CNode {
     const arg = e.args[0]!;
+    // A bare name is a step reference (a list field is written first($.items)); in a place
+    // that sees one event there are no steps, so a name there is a field.
+    if (fn !== 'count' && arg.kind === 'name' && !this.ctx.stepNames.has(arg.name) && this.ctx.place.kind !== 'event') {
+      return this.notAStep(fn, 'a step name', arg.name, arg.span);
+    }
     // first/last also work on a list value: first($.items).
     if (fn !== 'count' && !(arg.kind === 'name' && this.ctx.stepNames.has(arg.name))) {
       const l = this.node(arg);
@@ -737,6 +762,12 @@ class ExprCompiler {
   /** sum/avg/min/max of one argument: over a step path `v.f.g` (running), or over a list value. */
   aggregate(fn: string, e: Extract<Expr, { kind: 'call' }>): CNode {
     const argExpr = e.args[0]!;
+    // `sum(v.f)`: the name a field path starts from is a step (a list inside an event is
+    // written sum($.order.amounts)); a bare list field `sum(amounts)` stays a list.
+    const root = argExpr.kind === 'member' || argExpr.kind === 'index' ? this.rootName(argExpr) : null;
+    if (root !== null && !this.ctx.stepNames.has(root.name) && this.ctx.place.kind !== 'event') {
+      return this.notAStep(fn, `a step field like ${fn}(v.amount)`, root.name, root.span);
+    }
     const errorsBefore = this.ctx.diagnostics.length;
     const arg = this.node(argExpr);
     const kind = fn === 'sum' ? 0 : fn === 'avg' ? 1 : fn === 'min' ? 2 : 3;

@@ -18,6 +18,7 @@ import type {
   SettingValue,
   SinkClause,
   Step,
+  Template,
 } from '../dsl/ast.js';
 import { parseProgram } from '../dsl/parser.js';
 import { ANY, buildGraph, GraphTooLarge, RELAXED, STRICT, type Contiguity, type NfaGraph, type PatternPlan, type SequencePlan } from '../nfa/graph.js';
@@ -25,6 +26,8 @@ import type { Diagnostic as Diag } from '../core/diagnostics.js';
 import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';
 import { compileCondition, compileTemplate, compileValue, referencedSteps, type Condition, type Evaluator, type TemplateRenderer } from './expressions.js';
 import { compileStreams, fieldPath, implicitStream, type CompiledStream } from './streams.js';
+import { checkExpr, checkTemplate, schemaOf, type CheckContext, type Schema } from './checks.js';
+import { didYouMean } from './suggest.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
 /** Longest rule or stream name. */
@@ -78,10 +81,18 @@ export interface CompileOptions {
   env?: Record<string, string | undefined>;
   /** Syntax errors of the same files: a clause that failed to parse is not also reported missing. */
   parseErrors?: Diagnostic[];
+  /**
+   * In the service: which sink kinds its configuration can deliver to. A rule with a sink of a
+   * kind that is not configured (`to email` without VIGIL_SMTP_URL, `to mqtt` without
+   * VIGIL_MQTT_URL) loads with a warning. Absent (e.g. `vigil check`): not checked.
+   */
+  configuredSinks?: { email: boolean; mqtt: boolean };
 }
 
 export interface CompiledProgram {
   rules: CompiledRule[];
+  /** Every rule declared in the files, compiled or not (what `vigil check` counts). */
+  ruleCount?: number;
   streams: Map<string, CompiledStream>;
   diagnostics: Diagnostic[];
   /** File name → source text, for rendering diagnostics. */
@@ -106,10 +117,11 @@ export function compileSources(files: SourceFile[], options: CompileOptions = {}
   }
   const compiled = compilePrograms(programs, { ...options, parseErrors: diagnostics.filter((d) => d.severity === 'error') });
   diagnostics.push(...compiled.diagnostics);
-  return { rules: compiled.rules, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
+  const ruleCount = programs.reduce((n, p) => n + p.decls.filter((d) => d.kind === 'rule').length, 0);
+  return { rules: compiled.rules, ruleCount, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
 }
 
-export function compilePrograms(programs: Program[], options: CompileOptions = {}): Omit<CompiledProgram, 'sources'> {
+export function compilePrograms(programs: Program[], options: CompileOptions = {}): Omit<CompiledProgram, 'sources' | 'ruleCount'> {
   const diagnostics: Diagnostic[] = [];
   const streams = compileStreams(programs, diagnostics);
   const rules: CompiledRule[] = [];
@@ -153,6 +165,8 @@ class RuleCompiler {
   private readonly positive = new Set<string>();
   /** Binding-free parts of every condition of the pattern; null once one cannot be filtered. */
   private prefilters: Condition[] | null = [];
+  /** The fields the rule's streams declare (null: some stream has no schema). */
+  private schema: Schema | null = null;
 
   constructor(
     private readonly program: Program,
@@ -198,9 +212,10 @@ class RuleCompiler {
           this.streams.set(s.name, stream);
         }
         if (!stream.declared) {
+          const declared = [...this.streams.values()].filter((x) => x.declared).map((x) => x.name);
           this.warn(
             'compile/implicit-stream',
-            `stream '${s.name}' is not declared: it is read as an implicit stream (no schema, arrival time as event time, watermark 0s)`,
+            `stream '${s.name}' is not declared${didYouMean(s.name, declared)}: it is read as an implicit stream (no schema, arrival time as event time, watermark 0s)`,
             s.span,
           );
         }
@@ -208,6 +223,8 @@ class RuleCompiler {
         keyOf.set(s.name, by ?? stream.keyOf);
         this.noteTimeFields(stream);
       }
+      this.schema = schemaOf(streamNames.map((n) => this.streams.get(n)!));
+      if (from.by) checkExpr(from.by, this.checks('event'));
       if (!from.by && streamNames.length > 1) {
         const keyed = streamNames.filter((n) => this.streams.get(n)!.keyOf !== null);
         if (keyed.length > 0 && keyed.length < streamNames.length) {
@@ -240,7 +257,7 @@ class RuleCompiler {
     let skipNameId = -1;
     if (skipClause?.step) {
       if (!this.positive.has(skipClause.step.name)) {
-        this.error('compile/unknown-step', `'${skipClause.step.name}' is not a step of this rule's pattern`, skipClause.step.span);
+        this.error('compile/unknown-step', `'${skipClause.step.name}' is not a step of this rule's pattern${didYouMean(skipClause.step.name, this.positive)}`, skipClause.step.span);
       } else skipNameId = this.stepNames.get(skipClause.step.name)!;
     }
 
@@ -259,6 +276,7 @@ class RuleCompiler {
       const count = this.count(throttleClause, 1, 'throttle');
       if (throttleClause.per.ms <= 0) this.error('compile/bad-throttle', "'throttle ... per' must be a positive duration", throttleClause.per.span);
       const by = throttleClause.by ? compileValue(throttleClause.by, this.ctx({ kind: 'template' })) : null;
+      if (throttleClause.by) checkExpr(throttleClause.by, this.checks('template'));
       throttle = { count, perMs: throttleClause.per.ms, by };
     }
 
@@ -300,6 +318,10 @@ class RuleCompiler {
   private ok(): boolean {
     for (let i = this.start; i < this.diagnostics.length; i++) if (this.diagnostics[i]!.severity === 'error') return false;
     return true;
+  }
+
+  private checks(place: CheckContext['place']): CheckContext {
+    return { file: this.file, diagnostics: this.diagnostics, stepNames: this.stepNames, place, schema: this.schema };
   }
 
   private ctx(place: Parameters<typeof compileValue>[1]['place']) {
@@ -460,6 +482,8 @@ class RuleCompiler {
     const untilMod = el.modifiers.find((m) => m.kind === 'until');
     const until = untilMod && untilMod.kind === 'until' ? compileCondition(untilMod.condition, this.ctx({ kind: 'until', step: name, bound: snapshot })) : null;
     const has = (k: string) => el.modifiers.some((m) => m.kind === k);
+    checkExpr(el.condition, this.checks('condition'));
+    if (untilMod && untilMod.kind === 'until') checkExpr(untilMod.condition, this.checks('condition'));
     this.addPrefilter(el.condition, name);
     if (untilMod && untilMod.kind === 'until') this.addPrefilter(untilMod.condition, name);
     if (!el.negated) bound.add(name);
@@ -499,6 +523,7 @@ class RuleCompiler {
 
   private compileAlert(c: AlertClause): CompiledAlert {
     const message = compileTemplate(c.message, this.ctx({ kind: 'template' }));
+    checkTemplate(c.message, this.checks('template'));
     const sinks: CompiledSink[] = [];
     for (const s of c.sinks) {
       const sink = this.compileSink(s);
@@ -519,11 +544,18 @@ class RuleCompiler {
   }
 
   private compileSink(s: SinkClause): CompiledSink | null {
+    this.checkSinkConfigured(s);
     switch (s.kind) {
       case 'webhook': {
         const url = this.setting(s.url);
-        if (s.url.kind === 'string' && !isHttpUrl(url)) {
+        if (s.url.kind === 'string' && url.trim() === '') this.error('compile/empty-url', 'the webhook URL is empty', s.url.span);
+        else if (s.url.kind === 'string' && !isHttpUrl(url)) {
           this.error('compile/bad-url', `'${url}' is not an http(s) URL`, s.url.span);
+        } else if (s.url.kind === 'env') this.notEmptyEnv(s.url, url);
+        for (const h of s.headers) {
+          if (!HTTP_TOKEN.test(h.name.value)) {
+            this.error('compile/bad-header', `'${h.name.value}' is not an HTTP header name (letters, digits and !#$%&'*+-.^_\`|~, no spaces)`, h.name.span);
+          }
         }
         return {
           kind: 'webhook',
@@ -535,18 +567,70 @@ class RuleCompiler {
       case 'email': {
         const to = s.to.map((a) => {
           const v = this.setting(a);
-          if (a.kind === 'string' && !/^[^\s@]+@[^\s@]+$/.test(v)) this.error('compile/bad-address', `'${v}' is not an email address`, a.span);
+          if (a.kind === 'string' && v.trim() === '') this.error('compile/empty-address', 'the email address is empty', a.span);
+          else if (a.kind === 'string' && !/^[^\s@]+@[^\s@]+$/.test(v)) this.error('compile/bad-address', `'${v}' is not an email address`, a.span);
+          else if (a.kind === 'env') this.notEmptyEnv(a, v);
           return v;
         });
+        if (s.subject) checkTemplate(s.subject, this.checks('template'));
         return { kind: 'email', to, subject: s.subject ? compileTemplate(s.subject, this.ctx({ kind: 'template' })) : null };
       }
       case 'mqtt':
+        this.checkTopic(s.topic);
+        checkTemplate(s.topic, this.checks('template'));
         return { kind: 'mqtt', topic: compileTemplate(s.topic, this.ctx({ kind: 'template' })), qos: s.qos ?? 1, retain: s.retain };
       case 'log':
         return { kind: 'log' };
     }
   }
+
+  /** An `env("NAME")` that is set but empty gives an empty address or URL. */
+  private notEmptyEnv(v: Extract<SettingValue, { kind: 'env' }>, value: string): void {
+    const env = this.options.env ?? process.env;
+    if (env[v.name] !== undefined && value.trim() === '') this.error('compile/env-empty', `environment variable '${v.name}' is empty`, v.span);
+  }
+
+  /** A sink kind the service has no configuration for would fail at every delivery: say so at load. */
+  private checkSinkConfigured(s: SinkClause): void {
+    const configured = this.options.configuredSinks;
+    if (configured === undefined) return;
+    if (s.kind === 'email' && !configured.email) {
+      this.warn('compile/sink-not-configured', "'to email' needs VIGIL_SMTP_URL, which this service does not set: every email delivery of this rule will fail", s.span);
+    } else if (s.kind === 'mqtt' && !configured.mqtt) {
+      this.warn('compile/sink-not-configured', "'to mqtt' needs VIGIL_MQTT_URL, which this service does not set: every MQTT delivery of this rule will fail", s.span);
+    }
+  }
+
+  /**
+   * A publish topic is a name, not a filter: `+` and `#` are refused by brokers (MQTT 3.1.1
+   * §4.7.1), and an empty topic is invalid. Checked on the literal text outside the holes.
+   */
+  private checkTopic(t: Template): void {
+    if (t.parts.length === 0) {
+      this.error('compile/empty-topic', 'the MQTT topic is empty', t.span);
+      return;
+    }
+    const raw = this.program.source.slice(t.span.offset, t.span.endOffset);
+    let depth = 0;
+    for (let i = 0; i < raw.length; i++) {
+      const ch = raw[i]!;
+      if (depth === 0 && (ch === '{' || ch === '}') && raw[i + 1] === ch) {
+        i++;
+        continue;
+      }
+      if (ch === '{') depth++;
+      else if (ch === '}' && depth > 0) depth--;
+      else if (depth === 0 && (ch === '+' || ch === '#')) {
+        const at: Span = { offset: t.span.offset + i, endOffset: t.span.offset + i + 1, line: t.span.line, col: t.span.col + i };
+        this.error('compile/topic-wildcard', `an MQTT publish topic cannot contain the wildcard '${ch}' (wildcards are for subscriptions)`, at);
+        return;
+      }
+    }
+  }
 }
+
+/** An HTTP header name (RFC 9110 token). */
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function conjuncts(e: Expr): Expr[] {
   return e.kind === 'binary' && e.op === 'and' ? [...conjuncts(e.left), ...conjuncts(e.right)] : [e];
