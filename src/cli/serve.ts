@@ -85,6 +85,7 @@ export async function serve(args: string[]): Promise<number> {
       outboxKeep: config.outboxKeep,
       lateKeepPerStream: config.lateKeep,
       env: process.env,
+      configuredSinks: { email: config.smtpUrl !== null, mqtt: config.mqttUrl !== null },
       logger,
       onFatal: (error) => fatal?.(error),
     });

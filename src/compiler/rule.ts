@@ -27,7 +27,7 @@ import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';
 import { compileCondition, compileTemplate, compileValue, referencedSteps, type Condition, type Evaluator, type TemplateRenderer } from './expressions.js';
 import { compileStreams, fieldPath, implicitStream, type CompiledStream } from './streams.js';
 import { checkExpr, checkTemplate, schemaOf, type CheckContext, type Schema } from './checks.js';
-import { didYouMean } from './suggest.js';
+import { closest, didYouMean } from './suggest.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
 /** Longest rule or stream name. */
@@ -213,9 +213,10 @@ class RuleCompiler {
         }
         if (!stream.declared) {
           const declared = [...this.streams.values()].filter((x) => x.declared).map((x) => x.name);
+          const near = closest(s.name, declared);
           this.warn(
             'compile/implicit-stream',
-            `stream '${s.name}' is not declared${didYouMean(s.name, declared)}: it is read as an implicit stream (no schema, arrival time as event time, watermark 0s)`,
+            `stream '${s.name}' is not declared${near === null ? '' : ` (did you mean '${near}'?)`}: it is read as an implicit stream (no schema, arrival time as event time, watermark 0s)`,
             s.span,
           );
         }

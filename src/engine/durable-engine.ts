@@ -274,7 +274,7 @@ export class DurableEngine {
   }
 
   private compile(overrides?: { files?: Map<string, string>; api?: Map<string, string> }): CompiledProgram {
-    return compileSources(this.sourceList(overrides), { env: this.options.env });
+    return compileSources(this.sourceList(overrides), { env: this.options.env, configuredSinks: this.options.configuredSinks });
   }
 
   private originOf(rule: CompiledRule): { origin: 'file' | 'api'; file: string | null } {
@@ -466,6 +466,7 @@ export class DurableEngine {
       file: meta.file,
       status: errors.some((d) => d.severity === 'error') ? 'error' : 'running',
       errors,
+      warnings: this.ruleWarnings(rr.rule.name),
       title: rr.rule.title,
       streams: rr.rule.streams,
       counters: {
@@ -479,6 +480,15 @@ export class DurableEngine {
       },
       updatedAt: meta.updatedAt,
     };
+  }
+
+  /** The warnings of the loaded program inside a rule's text (an API rule's file shown as 'request', as in its PUT answer). */
+  private ruleWarnings(name: string): Diagnostic[] {
+    const rule = this.program.rules.find((r) => r.name === name);
+    if (!rule) return [];
+    return this.program.diagnostics
+      .filter((d) => d.severity === 'warning' && d.file === rule.file && d.offset >= rule.span.offset && d.offset < rule.span.endOffset)
+      .map((d) => (d.file.startsWith(API_FILE_PREFIX) ? { ...d, file: 'request' } : d));
   }
 
   getRule(id: string): RuleDetail | null {

@@ -26,6 +26,11 @@ export interface ServiceOptions {
   now?: () => number;
   /** Values for env("NAME") in sink settings; default process.env. */
   env?: Record<string, string | undefined>;
+  /**
+   * Which sink kinds the service can deliver to (VIGIL_SMTP_URL, VIGIL_MQTT_URL set): a rule
+   * with a sink of another kind loads with a warning. Absent: not checked.
+   */
+  configuredSinks?: { email: boolean; mqtt: boolean };
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
   /** Structured logger (pino); default silent. */
@@ -71,6 +76,8 @@ export interface RuleInfo {
   status: 'running' | 'error';
   /** The last load error of a file rule whose new text did not compile (the old version keeps running). */
   errors: Diagnostic[];
+  /** Compile warnings of the running version (e.g. a sink the service has no configuration for). */
+  warnings: Diagnostic[];
   title: string | null;
   streams: string[];
   counters: RuleCounters;

@@ -110,6 +110,10 @@
         statusCell.append(el('ul', { class: 'rule-errors', testid: 'rule-errors' }, r.errors.map((d) =>
           el('li', { text: (d.file ? d.file + ':' : '') + d.line + ':' + d.col + ': ' + d.message }))));
       }
+      if (Array.isArray(r.warnings) && r.warnings.length > 0) {
+        statusCell.append(el('ul', { class: 'rule-warnings', testid: 'rule-warnings' }, r.warnings.map((d) =>
+          el('li', { text: (d.file ? d.file + ':' : '') + d.line + ':' + d.col + ': warning: ' + d.message }))));
+      }
       const origin = r.origin === 'file' && r.file ? 'file (' + r.file + ')' : r.origin;
       return el('tr', { testid: 'rule-row', data: { rule: r.id } }, [
         td(r.id, 'mono', { testid: 'rule-id', title: r.title || undefined }),
