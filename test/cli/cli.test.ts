@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { typoCases } from '../compiler/typo-corpus/cases.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'vigil.js');
@@ -61,6 +62,79 @@ describe('vigil check', () => {
     const r = vigil(['check', join(dir, 'missing.vigil')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('cannot read');
+  });
+});
+
+describe('vigil check: the rule count and --strict', () => {
+  it('counts every rule of the files, those with errors too', () => {
+    const five = file(
+      'five.vigil',
+      'stream s {\n  key k\n  time ts\n}\n' +
+        ['r1', 'r2', 'r3', 'r4', 'r5'].map((n, i) => `rule ${n} {\n  from s\n  match a: ${i % 2 === 1 ? 'nope(x)' : 'x == 1'}\n  within 1m\n}\n`).join(''),
+    );
+    const r = vigil(['check', five]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('1 file(s): 5 rule(s) (2 with errors), 1 stream(s), 2 error(s), 0 warning(s)');
+  });
+
+  const warningCases = typoCases().filter((c) => c.severity === 'warning');
+  it('the typo corpus has warning cases', () => expect(warningCases.length).toBeGreaterThanOrEqual(10));
+
+  it.each(warningCases.map((c) => [c.file.split('/').pop()!, c] as const))('%s: `vigil check` passes, `vigil check --strict` fails, with the warning positioned', (_name, c) => {
+    const plain = vigil(['check', c.file]);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain('1 file(s): 1 rule(s)');
+    expect(plain.stdout).toContain('0 error(s), 1 warning(s)');
+    const r = vigil(['check', '--strict', c.file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${c.file}:${c.line}:${c.col}: warning: ${c.message}`);
+    expect(r.stderr).toContain('0 error(s), 1 warning(s) (--strict: warnings fail the check)');
+  });
+
+  it('--strict passes clean rules, and the shipped examples are clean', () => {
+    expect(vigil(['check', '--strict', file('good-strict.vigil', RULES)]).code).toBe(0);
+    const r = spawnSync(process.execPath, [bin, 'check', '--strict', 'rules'], { cwd: root, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('vigil run: the summary on stderr and --until', () => {
+  const ordered = ['{"card":"c1","ts":1000,"amount":1}', '{"card":"c1","ts":2000,"amount":2}', '{"card":"c1","ts":3000,"amount":900}'];
+
+  it('counts read, accepted, late and rejected per stream; stdout keeps only the records', () => {
+    const lines = [...ordered, '{"card":"c1","ts":500,"amount":3}', '{"card":"c1"}', 'nope', '{"$watermark": 100}'].join('\n');
+    const r = vigil(['run', file('sum.vigil', RULES), '--events', '-'], lines);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).kind)).toEqual(['match', 'late']);
+    expect(r.stderr).toContain('vigil run: 7 line(s) read, 1 watermark marker(s), 1 rejected before reaching a stream\n');
+    expect(r.stderr).toContain("vigil run: stream 'tx': 5 read, 3 accepted, 1 late, 1 rejected\n");
+    // One late event in four is not "a large share" of a short input: no hint.
+    expect(r.stderr).not.toContain('hint');
+  });
+
+  it('hints that the input is not in time order when a large share is late', () => {
+    const shuffled = ['{"card":"c1","ts":9000,"amount":1}', ...ordered].join('\n');
+    const r = vigil(['run', file('late.vigil', RULES), '--events', '-'], shuffled);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).kind)).toEqual(['late', 'late', 'late']);
+    expect(r.stderr).toContain("vigil run: stream 'tx': 4 read, 1 accepted, 3 late, 0 rejected\n");
+    expect(r.stderr).toContain("vigil run: hint: 75% of the events of stream 'tx' were late: the input is not in time order for its watermark (0 ms)");
+  });
+
+  it('--until stops time there: an absence that has not expired yet does not fire; without it, it does', () => {
+    const rules = file('absence.vigil', 'stream s {\n  key k\n  time ts\n}\nrule quiet {\n  from s\n  match a: x == 1 then not b: x == 2 for 1m\n}\n');
+    const events = '{"k":"u","ts":"2026-11-20T10:00:00Z","x":1}\n';
+    const atEnd = vigil(['run', rules, '--events', '-'], events);
+    expect(atEnd.stdout.trim().split('\n').map((l) => JSON.parse(l).time)).toEqual(['2026-11-20T10:01:00.000Z']);
+    const early = vigil(['run', rules, '--events', '-', '--until', '2026-11-20T10:00:59.999Z'], events);
+    expect(early.code).toBe(0);
+    expect(early.stdout).toBe('');
+    const late = vigil(['run', rules, '--events', '-', '--until', String(Date.parse('2026-11-20T10:01:00Z'))], events);
+    expect(late.stdout.trim().split('\n').map((l) => JSON.parse(l).time)).toEqual(['2026-11-20T10:01:00.000Z']);
+    const bad = vigil(['run', rules, '--events', '-', '--until', 'tomorrow'], events);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--until 'tomorrow' is not a time");
   });
 });
 
