@@ -95,7 +95,8 @@ async function waitFor(what: string, selector: string, text: string | null = nul
 
 beforeAll(async () => {
   browser = await launchChromium();
-  service = await startService();
+  // As `vigil serve` without VIGIL_SMTP_URL and VIGIL_MQTT_URL: no email or MQTT sink is configured.
+  service = await startService({ core: { configuredSinks: { email: false, mqtt: false } } });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(service.app.server.address() as AddressInfo).port}`;
   context = await browser.newContext();
@@ -153,6 +154,27 @@ describe('status page in headless Chromium', () => {
     expect(await row.locator('[data-testid="rule-status"]').textContent()).toBe('running');
     expect(await row.locator('[data-testid="rule-matches"]').textContent()).toBe('0');
     expect(await page.locator('[data-testid="rules-empty"]').count()).toBe(0);
+  });
+
+  test('a rule whose sink the service has no configuration for shows its warning in the Rules table', async () => {
+    const text = `${STREAM_DOORS}rule door_mail {
+  from doors
+  match o: type == "never-sent"
+  alert info "door {door}" to email "ops@example.com"
+}
+`;
+    const put = await http('PUT', '/rules/door_mail', text);
+    expect(put.status, put.text).toBe(201);
+    const warning = JSON.parse(put.text).warnings[0];
+    expect(warning).toMatchObject({ code: 'compile/sink-not-configured', line: 13, col: 28 });
+    await waitFor('the warning on rule door_mail', '[data-testid="rule-row"][data-rule="door_mail"] [data-testid="rule-warnings"] li');
+    const row = page.locator('[data-testid="rule-row"][data-rule="door_mail"]');
+    expect(await row.locator('[data-testid="rule-warnings"] li').textContent()).toBe(
+      "request:13:28: warning: 'to email' needs VIGIL_SMTP_URL, which this service does not set: every email delivery of this rule will fail",
+    );
+    expect(await row.locator('[data-testid="rule-errors"]').count()).toBe(0);
+    // A rule with nothing to warn about shows no warning list.
+    expect(await page.locator('[data-testid="rule-row"][data-rule="door_alarm"] [data-testid="rule-warnings"]').count()).toBe(0);
   });
 
   test('posted events raise an alert that appears with its message and delivery state; the late event shows', async () => {

@@ -110,3 +110,49 @@ describe('vigil serve', () => {
     }
   });
 });
+
+describe('vigil serve: a sink the service has no configuration for', () => {
+  test('loads with a warning in the PUT and validate answers and in GET /rules (file and API rules), not at the first delivery', async () => {
+    const d = dirs();
+    // A file rule that publishes to MQTT, in a service started without VIGIL_MQTT_URL.
+    writeFileSync(join(d.rules, 'mqtt.vigil'), 'rule to_broker {\n  from s\n  match a: type == "a"\n  alert info "a {k}" to mqtt "alerts/{k}"\n}\n');
+    const p = await startServe(['--port', '0', '--data-dir', d.data, '--rules-dir', d.rules]);
+    try {
+      const emailRule = STREAM_S + 'rule mailer {\n  from s\n  match a: type == "a"\n  alert info "a {k}" to email "ops@example.com"\n}\n';
+      const expected = {
+        severity: 'warning',
+        code: 'compile/sink-not-configured',
+        line: 14,
+        col: 22,
+        message: "'to email' needs VIGIL_SMTP_URL, which this service does not set: every email delivery of this rule will fail",
+      };
+      const validate = await (await fetch(`${p.url}/rules/validate`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: emailRule })).json() as any;
+      expect(validate.ok).toBe(true);
+      expect(validate.warnings).toEqual([expect.objectContaining(expected)]);
+      const put = await fetch(`${p.url}/rules/mailer`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: emailRule });
+      expect(put.status).toBe(201);
+      expect(((await put.json()) as any).warnings).toEqual([expect.objectContaining(expected)]);
+
+      const rules = ((await (await fetch(`${p.url}/rules`)).json()) as any).rules as { id: string; status: string; warnings: unknown[] }[];
+      const byId = new Map(rules.map((r) => [r.id, r]));
+      expect(byId.get('mailer')).toMatchObject({ status: 'running', warnings: [expect.objectContaining({ ...expected, file: 'request' })] });
+      expect(byId.get('to_broker')).toMatchObject({
+        status: 'running',
+        warnings: [
+          expect.objectContaining({
+            code: 'compile/sink-not-configured',
+            line: 4,
+            col: 22,
+            file: join(d.rules, 'mqtt.vigil'),
+            message: "'to mqtt' needs VIGIL_MQTT_URL, which this service does not set: every MQTT delivery of this rule will fail",
+          }),
+        ],
+      });
+      // The rule from the shared fixture has no sink to configure: no warning.
+      expect(byId.get('ab')).toMatchObject({ warnings: [] });
+    } finally {
+      p.child.kill('SIGTERM');
+      expect((await p.exited).code).toBe(0);
+    }
+  });
+});
