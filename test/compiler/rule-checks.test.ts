@@ -232,3 +232,21 @@ describe('shipped rules stay clean', () => {
     expect(found).toEqual([]);
   });
 });
+
+describe('close names', () => {
+  it('one or two edits, a transposition counting one, never between one- or two-letter names', async () => {
+    const { closest, editDistance, isClose } = await import('../../src/compiler/suggest.js');
+    expect(editDistance('hto', 'hot')).toBe(1);
+    expect(editDistance('amont', 'amount')).toBe(1);
+    expect(editDistance('kitten', 'sitting', 5)).toBe(3);
+    expect(isClose('bigg', 'big')).toBe(true);
+    expect(isClose('Amount', 'amount')).toBe(true);
+    expect(isClose('a', 'b')).toBe(false);
+    expect(isClose('tx', 't')).toBe(false);
+    expect(isClose('big', 'big')).toBe(false);
+    expect(isClose('merchnt', 'merchant')).toBe(true);
+    expect(isClose('temperature', 'temp')).toBe(false);
+    expect(closest('smal', ['big', 'small', 'smalls'])).toBe('small');
+    expect(closest('zzz', ['big', 'small'])).toBe(null);
+  });
+});
