@@ -126,7 +126,11 @@ class Checker {
   /** Is `e` one event of a step: the step name itself, `v[i]`, `first(v)`, `last(v)`? */
   private stepEvent(e: Expr): boolean {
     if (e.kind === 'name') return this.isStep(e.name);
-    if (e.kind === 'index') return e.object.kind === 'name' && this.isStep(e.object.name) && e.index.kind === 'number';
+    if (e.kind === 'index') {
+      const i = e.index;
+      const numeric = i.kind === 'number' || (i.kind === 'unary' && i.op === '-' && i.operand.kind === 'number');
+      return e.object.kind === 'name' && this.isStep(e.object.name) && numeric;
+    }
     if (e.kind === 'call') {
       const a = e.args[0];
       return (e.callee.name === 'first' || e.callee.name === 'last') && e.args.length === 1 && a?.kind === 'name' && this.isStep(a.name);

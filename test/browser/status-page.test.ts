@@ -175,6 +175,9 @@ describe('status page in headless Chromium', () => {
     expect(await row.locator('[data-testid="rule-errors"]').count()).toBe(0);
     // A rule with nothing to warn about shows no warning list.
     expect(await page.locator('[data-testid="rule-row"][data-rule="door_alarm"] [data-testid="rule-warnings"]').count()).toBe(0);
+    // Leave the service as the later tests expect it: one rule.
+    expect((await http('DELETE', '/rules/door_mail')).status).toBe(204);
+    await page.locator('[data-testid="rule-row"][data-rule="door_mail"]').waitFor({ state: 'detached', timeout: WAIT_MS });
   });
 
   test('posted events raise an alert that appears with its message and delivery state; the late event shows', async () => {

@@ -135,6 +135,13 @@ describe('fields against a declared schema', () => {
     ]);
   });
 
+  it('fields of a step\'s events are checked too: v.f, v[i].f, v[-1].f, first(v).f, last(v).f, v["f"]', () => {
+    const p = compile(TX + 'rule r {\n  from tx\n  match small+: amount < 5 then big: amount > 500\n  within 1m\n  alert info "{small.x1} {small[0].x2} {small[-1].x3} {first(small).x4} {last(big).x5} {big[\\"x6\\"]}"\n}\n');
+    expect(p.diagnostics.map((d) => [d.code, d.message.slice(0, 10)])).toEqual(
+      ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'].map((f) => ['compile/unknown-field', `field '${f}'`]),
+    );
+  });
+
   it('several streams: the union of their fields; a stream without fields turns the check off', () => {
     const two = 'stream a {\n  key k\n  time ts\n  fields { k: string ts: time x: number }\n}\nstream b {\n  key k\n  time ts\n  fields { k: string ts: time y: number }\n}\n';
     expect(diags(two + 'rule r {\n  from a, b\n  match p: x > 1 then q: y > 1 and zz > 1\n  within 1m\n}\n')).toEqual([
