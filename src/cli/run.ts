@@ -126,43 +126,36 @@ export async function replayCompiled(
   }
   const only = read.size === 1 ? [...read][0]! : undefined;
   const name = input.eventsName ?? 'events';
-  const perStream = new Map<string, number>();
+  // For the summary: what the engine does not count (lines, markers, events for an unknown stream).
   let lines = 0;
-  let unrouted = 0;
   let watermarks = 0;
+  const unknownStreams = new Map<string, number>();
 
   let lineNo = 0;
   const onLine = (line: string): void => {
     lineNo++;
     if (line.trim() === '') return;
     lines++;
-    const routed = route(line);
-    if (routed === null) unrouted++;
-    else if (routed !== '') perStream.set(routed, (perStream.get(routed) ?? 0) + 1);
-  };
-  /** Handles one line; returns the stream it went to, '' for a watermark marker, null when it reached none. */
-  const route = (line: string): string | null => {
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (err) {
       onError(`${name}:${lineNo}: invalid JSON: ${(err as Error).message}`);
-      return null;
+      return;
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       onError(`${name}:${lineNo}: rejected: an event must be a JSON object`);
-      return null;
+      return;
     }
     const obj = value as { [k: string]: Json };
     if ('$watermark' in obj) {
       const w = obj.$watermark;
-      if (typeof w !== 'number' || !Number.isFinite(w)) {
-        onError(`${name}:${lineNo}: rejected: "$watermark" must be a number (epoch ms)`);
-        return null;
+      if (typeof w !== 'number' || !Number.isFinite(w)) onError(`${name}:${lineNo}: rejected: "$watermark" must be a number (epoch ms)`);
+      else {
+        engine.advanceWatermark(w);
+        watermarks++;
       }
-      engine.advanceWatermark(w);
-      watermarks++;
-      return '';
+      return;
     }
     let stream = input.stream;
     let event: { [k: string]: Json } = obj;
@@ -172,7 +165,7 @@ export async function replayCompiled(
       if (stream === undefined) {
         if (typeof $stream !== 'string') {
           onError(`${name}:${lineNo}: rejected: "$stream" must be a stream name`);
-          return null;
+          return;
         }
         stream = $stream;
       }
@@ -180,11 +173,11 @@ export async function replayCompiled(
     stream ??= only;
     if (stream === undefined) {
       onError(`${name}:${lineNo}: rejected: cannot tell the stream of this event: the rules read ${[...read].join(', ')}; use --stream NAME or a "$stream" field`);
-      return null;
+      return;
     }
     const result = engine.ingest(stream, event, Date.now());
     if (result.status === 'rejected') onError(`${name}:${lineNo}: rejected: ${result.error}`);
-    return stream;
+    if (!engine.streams.has(stream)) unknownStreams.set(stream, (unknownStreams.get(stream) ?? 0) + 1);
   };
 
   if (typeof input.events === 'string') {
@@ -195,13 +188,16 @@ export async function replayCompiled(
   if (input.until === undefined) engine.end();
   else engine.advanceWatermark(input.until);
   if (input.onSummary) {
+    // A fresh engine: its stream counters are this input's.
     const streams: ReplaySummary['streams'] = [];
-    for (const [s, n] of perStream) {
-      const st = engine.streams.get(s);
-      // An event for a stream no rule declares or reads is rejected by the engine without a count.
-      streams.push(st ? { name: s, read: n, ...st.counters, watermarkMs: st.compiled.watermarkMs } : { name: s, read: n, accepted: 0, late: 0, rejected: n, watermarkMs: 0 });
+    for (const st of engine.streams.values()) {
+      const { accepted, late, rejected } = st.counters;
+      const read = accepted + late + rejected;
+      if (read > 0) streams.push({ name: st.compiled.name, read, accepted, late, rejected, watermarkMs: st.compiled.watermarkMs });
     }
-    input.onSummary({ lines, streams, unrouted, watermarks });
+    for (const [s, n] of unknownStreams) streams.push({ name: s, read: n, accepted: 0, late: 0, rejected: n, watermarkMs: 0 });
+    const routed = streams.reduce((a, st) => a + st.read, 0);
+    input.onSummary({ lines, streams, unrouted: lines - watermarks - routed, watermarks });
   }
   return 0;
 }

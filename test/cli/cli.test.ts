@@ -103,12 +103,14 @@ describe('vigil run: the summary on stderr and --until', () => {
   const ordered = ['{"card":"c1","ts":1000,"amount":1}', '{"card":"c1","ts":2000,"amount":2}', '{"card":"c1","ts":3000,"amount":900}'];
 
   it('counts read, accepted, late and rejected per stream; stdout keeps only the records', () => {
-    const lines = [...ordered, '{"card":"c1","ts":500,"amount":3}', '{"card":"c1"}', 'nope', '{"$watermark": 100}'].join('\n');
+    const lines = [...ordered, '{"card":"c1","ts":500,"amount":3}', '{"card":"c1"}', 'nope', '{"$watermark": 100}', '{"$stream":"audit","x":1}'].join('\n');
     const r = vigil(['run', file('sum.vigil', RULES), '--events', '-'], lines);
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).kind)).toEqual(['match', 'late']);
-    expect(r.stderr).toContain('vigil run: 7 line(s) read, 1 watermark marker(s), 1 rejected before reaching a stream\n');
+    expect(r.stderr).toContain('vigil run: 8 line(s) read, 1 watermark marker(s), 1 rejected before reaching a stream\n');
     expect(r.stderr).toContain("vigil run: stream 'tx': 5 read, 3 accepted, 1 late, 1 rejected\n");
+    // A stream no rule reads: every event of it is rejected, and counted.
+    expect(r.stderr).toContain("vigil run: stream 'audit': 1 read, 0 accepted, 0 late, 1 rejected\n");
     // One late event in four is not "a large share" of a short input: no hint.
     expect(r.stderr).not.toContain('hint');
   });
