@@ -119,6 +119,10 @@ describe('step references resolve wherever they appear', () => {
     expect(diags('stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match a: x == 1 then b: v == a.x\n  within 1m\n  alert info "{c} {a.x}"\n}\n')).toEqual([]);
     // A field that is declared is never read as a step typo.
     expect(diags('stream s {\n  key k\n  time ts\n  fields { k: string ts: time bigg: number }\n}\nrule r {\n  from s\n  match big: bigg > 1\n  within 1m\n  alert info "{bigg}"\n}\n')).toEqual([]);
+    // A field close to a step's name: `$.host` reads it without the warning that bare `host` gets.
+    const hosts = (cond: string) => diags(`stream s {\n  key k\n  time ts\n}\nrule r {\n  from s\n  match hot: temp > 80 and ${cond}\n  within 1m\n}\n`);
+    expect(hosts('$.host == "h1"')).toEqual([]);
+    expect(hosts('host == "h1"')).toEqual([expect.objectContaining({ code: 'compile/not-a-step', at: '7:28' })]);
     // `by` sees one event: a bare name in first() there is a list field.
     expect(diags('stream s {\n  key k\n  time ts\n}\nrule r {\n  from s by first(ids)\n  match a: x == 1\n  within 1m\n}\n')).toEqual([]);
   });
