@@ -44,6 +44,7 @@ import {
   type RuleInfo,
   type ServiceOptions,
   type StreamInfo,
+  type SummaryStep,
 } from './types.js';
 
 const API_FILE_PREFIX = 'api:';
@@ -194,6 +195,7 @@ export class DurableEngine {
       else if (before) this.dropStoredState(rule.name);
       rr.journal = newJournal();
       this.ruleMeta.set(rule.name, { version: rule.version, ...origin, text, fingerprint: rule.fingerprint, updatedAt: sameText ? before!.updatedAt : new Date(this.now()).toISOString() });
+      this.logger.info({ rule: rule.name, version: rule.version, origin: origin.origin, file: origin.file, restored: before !== undefined }, 'rule loaded');
       if (!sameText || before?.fingerprint !== rule.fingerprint) this.pendingOps.push({ db: 'rules', key: rule.name, value: this.storedRule(rule.name) });
     }
     for (const name of stored.keys()) {
@@ -490,7 +492,7 @@ export class DurableEngine {
       ...this.ruleInfo(rr),
       text: this.ruleMeta.get(id)!.text,
       summary: {
-        steps: g.steps.map((s) => ({
+        steps: withNegatedSteps(rr.rule, g.steps.map((s) => ({
           name: s.name,
           min: s.min,
           max: s.max === Infinity ? null : s.max,
@@ -499,7 +501,7 @@ export class DurableEngine {
           until: s.until !== null,
           exits: s.exits.map((x) => ({ to: x.target === FINAL ? '(end)' : g.steps[x.target]!.name, link: link(x.link), guards: (x.thenGuards?.length ?? 0) + (x.nextGuards?.length ?? 0) })),
           final: s.finals.length > 0,
-        })),
+        }))),
         withinMs: rr.rule.nfa.withinMs,
         skip: rr.rule.nfa.skip,
         maxPartials: rr.rule.nfa.maxPartials,
@@ -858,6 +860,31 @@ export class DurableEngine {
     this.open = false;
     await this.store.close();
   }
+}
+
+/**
+ * The summary's steps with the negated ones (`then not`, `next not`, a trailing absence) put
+ * back where the pattern has them: they are guards in the graph, not steps of it.
+ */
+function withNegatedSteps(rule: CompiledRule, positive: Omit<Extract<SummaryStep, { negated: false }>, 'negated'>[]): SummaryStep[] {
+  const inGraph = new Set(rule.graph.steps.map((s) => s.name));
+  const absenceMs = rule.graph.steps.flatMap((s) => s.finals).find((f) => f.absenceMs !== null)?.absenceMs ?? null;
+  const negated = rule.stepNames.map((name, id) => ({ name, id })).filter((n) => !inGraph.has(n.name));
+  const last = negated.length > 0 ? negated[negated.length - 1]! : null;
+  const entry = (n: { name: string; id: number }): SummaryStep => {
+    const absence = absenceMs !== null && n === last && n.id === rule.stepNames.length - 1;
+    return { name: n.name, negated: true, kind: absence ? 'absence' : 'negation', forMs: absence ? absenceMs : null };
+  };
+  const ids = new Map(rule.stepNames.map((name, id) => [name, id]));
+  const out: SummaryStep[] = [];
+  let next = 0;
+  for (const s of positive) {
+    const id = ids.get(s.name) ?? -1;
+    while (next < negated.length && negated[next]!.id < id) out.push(entry(negated[next++]!));
+    out.push({ ...s, negated: false });
+  }
+  while (next < negated.length) out.push(entry(negated[next++]!));
+  return out;
 }
 
 function hasErrors(p: CompiledProgram): boolean {

@@ -82,12 +82,19 @@ export interface RuleDetail extends RuleInfo {
   text: string;
   /** The compiled pattern: its steps and the links between them. */
   summary: {
-    steps: { name: string; min: number; max: number | null; loop: string; greedy: boolean; until: boolean; exits: { to: string; link: string; guards: number }[]; final: boolean }[];
+    /** Every step in pattern order: the graph's steps, and the negated ones (guards in the graph). */
+    steps: SummaryStep[];
     withinMs: number | null;
     skip: string;
     maxPartials: number;
   };
 }
+
+/** A step of GET /rules/:id `summary.steps`. */
+export type SummaryStep =
+  | { name: string; negated: false; min: number; max: number | null; loop: string; greedy: boolean; until: boolean; exits: { to: string; link: string; guards: number }[]; final: boolean }
+  /** `then not` / `next not` (kind 'negation') or a trailing `then not … for D` (kind 'absence', `forMs` = D). */
+  | { name: string; negated: true; kind: 'negation' | 'absence'; forMs: number | null };
 
 export type PutRuleResult =
   | { ok: true; rule: RuleDetail; created: boolean; keptPartialMatches: boolean; droppedPartialMatches: number; warnings: Diagnostic[] }
