@@ -71,6 +71,8 @@ export class DurableEngine {
   private readonly ruleMeta = new Map<string, RuleMeta>();
   /** Partial matches dropped because a rule's pattern changed, per rule (GET /rules counters). */
   readonly droppedByChange = new Map<string, number>();
+  /** Per rule, its version and the sum of its counters when they were last written (see collectRuleCounters). */
+  private readonly countersWritten = new Map<string, { version: number; sum: number }>();
   /** A rules file whose latest text did not compile: its errors (the old version keeps running). */
   private readonly fileErrors = new Map<string, Diagnostic[]>();
 
@@ -194,6 +196,7 @@ export class DurableEngine {
       if (before && before.fingerprint === rule.fingerprint) restoredKeys += this.restoreRuleState(rr);
       else if (before) this.dropStoredState(rule.name);
       rr.journal = newJournal();
+      this.restoreRuleCounters(rr);
       this.ruleMeta.set(rule.name, { version: rule.version, ...origin, text, fingerprint: rule.fingerprint, updatedAt: sameText ? before!.updatedAt : new Date(this.now()).toISOString() });
       this.logger.info({ rule: rule.name, version: rule.version, origin: origin.origin, file: origin.file, restored: before !== undefined }, 'rule loaded');
       if (!sameText || before?.fingerprint !== rule.fingerprint) this.pendingOps.push({ db: 'rules', key: rule.name, value: this.storedRule(rule.name) });
@@ -201,6 +204,7 @@ export class DurableEngine {
     for (const name of stored.keys()) {
       if (!this.engine.rules.has(name)) {
         this.dropStoredState(name);
+        this.dropRuleCounters(name);
         this.pendingOps.push({ db: 'rules', key: name });
       }
     }
@@ -235,6 +239,43 @@ export class DurableEngine {
     const throttle = this.store.get<[string, number[]][]>('throttle', name);
     if (throttle) rr.restoreThrottle(throttle);
     return n;
+  }
+
+  /**
+   * Puts back a rule's counters as of the last commit: those of the same version (a new version
+   * starts from zero, as a swap while running does), and the partial matches dropped by changes.
+   */
+  private restoreRuleCounters(rr: RuleRuntime): void {
+    const name = rr.rule.name;
+    const saved = this.store.get<StoredRuleCounters>('meta', ruleCountersKey(name));
+    if (saved === undefined) return;
+    if (saved.version === rr.rule.version) {
+      const c = rr.counters;
+      for (const k of Object.keys(c) as (keyof RuleRuntime['counters'])[]) if (typeof saved.counters[k] === 'number') c[k] = saved.counters[k];
+    }
+    if (saved.droppedByChange > 0) this.droppedByChange.set(name, saved.droppedByChange);
+    this.countersWritten.set(name, { version: saved.version, sum: saved.version === rr.rule.version ? counterSum(rr, saved.droppedByChange) : -1 });
+  }
+
+  /** Queues the removal of a removed rule's counters (a rule of that name later starts from zero). */
+  private dropRuleCounters(name: string): void {
+    this.countersWritten.delete(name);
+    this.droppedByChange.delete(name);
+    this.pendingOps.push({ db: 'meta', key: ruleCountersKey(name) });
+  }
+
+  /** Writes the counters of every rule whose counters changed since they were last written. */
+  private collectRuleCounters(ops: Op[]): void {
+    for (const rr of this.engine.rules.values()) {
+      const name = rr.rule.name;
+      const dropped = this.droppedByChange.get(name) ?? 0;
+      const sum = counterSum(rr, dropped);
+      const written = this.countersWritten.get(name);
+      if (written !== undefined && written.version === rr.rule.version && written.sum === sum) continue;
+      this.countersWritten.set(name, { version: rr.rule.version, sum });
+      const value: StoredRuleCounters = { v: 1, version: rr.rule.version, counters: { ...rr.counters }, droppedByChange: dropped };
+      ops.push({ db: 'meta', key: ruleCountersKey(name), value });
+    }
   }
 
   /** Queues the removal of everything stored for a rule's state (not its outbox alerts). */
@@ -300,6 +341,7 @@ export class DurableEngine {
       if (names.has(name)) continue;
       this.engine.removeRule(name);
       this.dropStoredState(name);
+      this.dropRuleCounters(name);
       this.ruleMeta.delete(name);
       this.pendingOps.push({ db: 'rules', key: name });
       result.set(name, { kept: false, dropped: rr.partialMatches(), created: false });
@@ -631,6 +673,7 @@ export class DurableEngine {
       ops.push({ db: 'streams', key: st.compiled.name, value: v });
     }
     this.dirtyStreams.clear();
+    this.collectRuleCounters(ops);
     for (const l of this.pendingLate) {
       ops.push({ db: 'late', key: [l.stream, l.seq], value: l });
       let seqs = this.lateSeqs.get(l.stream);
@@ -885,6 +928,26 @@ function withNegatedSteps(rule: CompiledRule, positive: Omit<Extract<SummaryStep
   }
   while (next < negated.length) out.push(entry(negated[next++]!));
   return out;
+}
+
+/** A rule's counters as stored in `meta` under ['ruleCounters', name], written at commit. */
+interface StoredRuleCounters {
+  v: 1;
+  /** The rule version they count (a new version starts from zero). */
+  version: number;
+  counters: RuleRuntime['counters'];
+  /** Partial matches dropped by pattern changes, over every version. */
+  droppedByChange: number;
+}
+
+function ruleCountersKey(name: string): [string, string] {
+  return ['ruleCounters', name];
+}
+
+/** Counters only grow while a rule runs: their sum tells whether they changed since a write. */
+function counterSum(rr: RuleRuntime, droppedByChange: number): number {
+  const c = rr.counters;
+  return c.eventsIn + c.unkeyed + c.matches + c.timeouts + c.timeoutsDropped + c.discardedBySkip + c.droppedByMaxPartials + c.throttled + droppedByChange;
 }
 
 function hasErrors(p: CompiledProgram): boolean {
