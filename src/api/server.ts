@@ -17,6 +17,8 @@ import type {
   IngestOptions,
   LateEntry,
   PutRuleResult,
+  PutStreamResult,
+  StreamDetail,
   RuleDetail,
   RuleInfo,
   StreamInfo,
@@ -43,6 +45,9 @@ export interface ServiceCore {
   putRule(id: string, text: string): Promise<PutRuleResult>;
   validateRule(text: string, id?: string): { errors: Diagnostic[]; warnings: Diagnostic[] };
   deleteRule(id: string): Promise<boolean>;
+  getStream(name: string): StreamDetail | null;
+  putStream(name: string, text: string): Promise<PutStreamResult>;
+  deleteStream(name: string): Promise<boolean>;
   backtest(input: BacktestInput): Promise<BacktestResult>;
   streams(): StreamInfo[];
   late(stream: string, opts: { limit?: number; cursor?: string }): { late: LateEntry[]; next: string | null };
@@ -76,7 +81,7 @@ const ROUTE_TYPES: Record<string, [string[], string]> = {
   'PUT /rules/:id': [['text/plain'], 'text/plain (the rule text)'],
   'POST /rules/validate': [['text/plain'], 'text/plain (the rule text)'],
   'POST /rules/:id/backtest': [[NDJSON_TYPE, JSON_TYPE], `${NDJSON_TYPE} (events for the stored rule) or ${JSON_TYPE} ({"text", "events"})`],
-  'PUT /streams/:name': [['text/plain'], 'text/plain (the stream declaration)'],
+  'PUT /streams/:stream': [['text/plain'], 'text/plain (the stream declaration)'],
 };
 
 function requestMedia(method: string, url: string | undefined, contentType: string | undefined): RequestMedia {
