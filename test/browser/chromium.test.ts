@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { findChromium, launchChromium, sparticuzChromium } from './chromium.js';
 
 describe('browser tests: Chromium', () => {
-  test('without a system Chromium, the npm build is chosen', async () => {
+  test('without a system Chromium, the npm build is chosen', { timeout: 120_000 }, async () => {
     const choice = await findChromium({ ...process.env, VIGIL_CHROMIUM: '', VIGIL_TEST_NO_SYSTEM_CHROMIUM: '1' });
     expect(choice.from).toBe('npm');
     expect(choice.executablePath).not.toBe('/usr/bin/chromium');
@@ -16,7 +16,7 @@ describe('browser tests: Chromium', () => {
     await expect(findChromium({ VIGIL_CHROMIUM: '/nonexistent/chromium' })).rejects.toThrow(/VIGIL_CHROMIUM=\/nonexistent\/chromium is not an executable/);
   });
 
-  test('the npm build starts and runs a page script', { timeout: 90_000 }, async () => {
+  test('the npm build starts and runs a page script', { timeout: 120_000 }, async () => {
     const browser = await launchChromium(await sparticuzChromium());
     try {
       const page = await browser.newPage();

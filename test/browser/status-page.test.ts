@@ -105,7 +105,8 @@ beforeAll(async () => {
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
   });
-}, 30_000);
+  // The first run unpacks the npm Chromium (tens of seconds on a loaded machine).
+}, 120_000);
 
 afterAll(async () => {
   await context?.close().catch(() => undefined);
