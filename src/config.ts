@@ -14,6 +14,8 @@ export interface Config {
   dataDir: string;
   rulesDir: string;
   mqttUrl: string | null;
+  /** MQTT client id; null: the URL's `?clientId=`, else `vigil-<hostname>-<hash of the data dir>`. */
+  mqttClientId: string | null;
   smtpUrl: string | null;
   mailFrom: string | null;
   /** Bearer token for rule writes and admin routes; null: those routes are open (loopback only). */
@@ -53,9 +55,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'dataDir', env: 'VIGIL_DATA_DIR', flag: 'data-dir', kind: 'path', default: './data', meaning: 'State directory (LMDB): partial matches, timers, watermarks, outbox, idempotency keys.' },
   { key: 'rulesDir', env: 'VIGIL_RULES_DIR', flag: 'rules-dir', kind: 'path', default: './rules', meaning: 'Directory of `*.vigil` files, loaded at start and hot-loaded on change.' },
   { key: 'mqttUrl', env: 'VIGIL_MQTT_URL', flag: 'mqtt-url', kind: 'mqtt-url', default: null, meaning: 'MQTT broker (mqtt://, mqtts://, ws://, wss://) for `source mqtt` ingest and `to mqtt` alerts; none: MQTT off.' },
+  { key: 'mqttClientId', env: 'VIGIL_MQTT_CLIENT_ID', flag: 'mqtt-client-id', kind: 'string', default: null, meaning: 'MQTT client id (the broker keeps the persistent session under it). None: the URL\'s `?clientId=`, else `vigil-<hostname>-<8 hex of the absolute data dir>`, so instances with their own data dirs never share a session.' },
   { key: 'smtpUrl', env: 'VIGIL_SMTP_URL', flag: 'smtp-url', kind: 'smtp-url', default: null, meaning: 'SMTP server (smtp:// or smtps://, credentials in the URL) for `to email`; none: email deliveries fail.' },
   { key: 'mailFrom', env: 'VIGIL_MAIL_FROM', flag: 'mail-from', kind: 'string', default: null, meaning: 'From address of alert mail.' },
-  { key: 'apiToken', env: 'VIGIL_API_TOKEN', flag: 'api-token', kind: 'string', default: null, meaning: 'Bearer token required by rule writes (PUT/DELETE /rules/:id) and /admin/*. Reads, ingest, validate and backtest stay open.' },
+  { key: 'apiToken', env: 'VIGIL_API_TOKEN', flag: 'api-token', kind: 'string', default: null, meaning: 'Bearer token required by rule and stream writes (PUT/DELETE /rules/:id, /streams/:stream) and /admin/*. Reads, ingest, validate and backtest stay open.' },
   { key: 'checkpointMs', env: 'VIGIL_CHECKPOINT_MS', flag: 'checkpoint-ms', kind: 'int', default: 5, meaning: 'Group commit: how long changes gather after an idle period before a commit starts (ms); under load commits run back to back. An ingest is answered after the commit that holds it.' },
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', kind: 'log-level', default: 'info', meaning: `JSON log level: ${LOG_LEVELS.join(', ')}.` },
   { key: 'bodyLimit', env: 'VIGIL_BODY_LIMIT', flag: 'body-limit', kind: 'positive-int', default: 16 * 1024 * 1024, meaning: 'Largest request body in bytes; larger bodies get 413.' },

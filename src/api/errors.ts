@@ -14,14 +14,17 @@ interface Entry {
 export const CATALOGUE = {
   VIGIL_ERR_BAD_JSON: { status: 400, message: (detail = 'malformed JSON') => `malformed JSON: ${detail}` },
   VIGIL_ERR_BAD_REQUEST: { status: 400, message: (detail = 'bad request') => detail },
+  VIGIL_ERR_STREAM_INVALID: { status: 400, message: (name = '', n = '1') => `stream '${name}' does not compile (${n} error(s)); nothing changed` },
   VIGIL_ERR_RULE_INVALID: { status: 400, message: (id = '', n = '1') => `rule '${id}' does not compile (${n} error(s)); the running version, if any, is unchanged` },
   VIGIL_ERR_UNAUTHORIZED: { status: 401, message: () => 'this route needs "Authorization: Bearer <VIGIL_API_TOKEN>"' },
   VIGIL_ERR_RULE_NOT_FOUND: { status: 404, message: (id = '') => `no rule '${id}'` },
-  VIGIL_ERR_STREAM_NOT_FOUND: { status: 404, message: (name = '') => `no stream '${name}' (declare it in a rule file or a PUT /rules text)` },
+  VIGIL_ERR_STREAM_NOT_FOUND: { status: 404, message: (name = '') => `no stream '${name}' (declare it with PUT /streams/${name}, in a rules file or in a PUT /rules text)` },
   VIGIL_ERR_ROUTE_NOT_FOUND: { status: 404, message: (method = '', url = '') => `no route ${method} ${url}` },
   VIGIL_ERR_RULE_FROM_FILE: { status: 409, message: (id = '') => `rule '${id}' comes from a file in the rules directory: edit or remove the file instead` },
+  VIGIL_ERR_STREAM_IN_USE: { status: 409, message: (name = '', rules = '') => `stream '${name}' is read by rule ${rules}: delete or change those rules first` },
+  VIGIL_ERR_STREAM_NOT_API: { status: 409, message: (name = '', where = '') => `stream '${name}' is not an API stream: it comes from ${where}` },
   VIGIL_ERR_BODY_TOO_LARGE: { status: 413, message: (limit = '') => `request body larger than the limit of ${limit} bytes (VIGIL_BODY_LIMIT)` },
-  VIGIL_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (got = '', want = '') => `unsupported Content-Type '${got}'${want ? `; use ${want}` : ''}` },
+  VIGIL_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (got = '', want = '') => `${got === '' ? 'no Content-Type' : `unsupported Content-Type '${got}'`}${want ? `; use ${want}` : ''}` },
   VIGIL_ERR_INTERNAL: { status: 500, message: () => 'internal error (see the service log)' },
   VIGIL_ERR_NOT_READY: { status: 503, message: (detail = 'not ready') => `not ready: ${detail}` },
 } as const satisfies Record<string, Entry>;
@@ -67,6 +70,16 @@ export const errorSchema = {
   additionalProperties: true,
 } as const;
 
+/** What a request sent and what its route takes (for a 415 raised before the route runs). */
+export interface RequestMedia {
+  /** The media type sent, lower case, without parameters ('' when none). */
+  contentType: string;
+  /** The media types the route takes. */
+  accepted: string[];
+  /** The same, said for the message. */
+  want: string;
+}
+
 interface FastifyLikeError {
   code?: string;
   statusCode?: number;
@@ -78,7 +91,7 @@ interface FastifyLikeError {
  * Maps anything thrown while serving a request onto the catalogue. `bodyLimit` fills the 413
  * message. The second result is true when the error is ours to log as a server fault.
  */
-export function toApiError(err: unknown, bodyLimit: number): { error: ApiError; fault: boolean } {
+export function toApiError(err: unknown, bodyLimit: number, request?: RequestMedia): { error: ApiError; fault: boolean } {
   if (err instanceof ApiError) return { error: err, fault: err.status >= 500 };
   if (err instanceof ServiceError) {
     return { error: new ApiError(err.code, err.message, err.status), fault: err.status >= 500 };
@@ -87,8 +100,13 @@ export function toApiError(err: unknown, bodyLimit: number): { error: ApiError; 
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { error: apiError('VIGIL_ERR_BODY_TOO_LARGE', [String(bodyLimit)], { limit: bodyLimit }), fault: false };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { error: apiError('VIGIL_ERR_UNSUPPORTED_MEDIA_TYPE', [e.message.replace(/^Unsupported Media Type:? ?/, '')]), fault: false };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      // Raised before the route runs (no parser for the type, e.g. `curl -d`'s form encoding):
+      // name the type sent and the ones the route takes.
+      const got = request?.contentType ?? e.message.replace(/^Unsupported Media Type:? ?/, '');
+      const details = request ? { contentType: got, accepted: request.accepted } : {};
+      return { error: apiError('VIGIL_ERR_UNSUPPORTED_MEDIA_TYPE', [got, request?.want ?? ''], details), fault: false };
+    }
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { error: apiError('VIGIL_ERR_BAD_JSON', ['the body is empty']), fault: false };
     case 'FST_ERR_VALIDATION':

@@ -17,13 +17,15 @@ import type {
   IngestOptions,
   LateEntry,
   PutRuleResult,
+  PutStreamResult,
+  StreamDetail,
   RuleDetail,
   RuleInfo,
   StreamInfo,
 } from '../engine/types.js';
 import type { Config } from '../config.js';
-import { JSON_TYPE, NDJSON_TYPE } from './body.js';
-import { apiError, toApiError } from './errors.js';
+import { JSON_TYPE, mediaType, NDJSON_TYPE } from './body.js';
+import { apiError, toApiError, type RequestMedia } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { alertRoutes } from './routes/alerts.js';
 import { healthRoutes } from './routes/health.js';
@@ -43,6 +45,9 @@ export interface ServiceCore {
   putRule(id: string, text: string): Promise<PutRuleResult>;
   validateRule(text: string, id?: string): { errors: Diagnostic[]; warnings: Diagnostic[] };
   deleteRule(id: string): Promise<boolean>;
+  getStream(name: string): StreamDetail | null;
+  putStream(name: string, text: string): Promise<PutStreamResult>;
+  deleteStream(name: string): Promise<boolean>;
   backtest(input: BacktestInput): Promise<BacktestResult>;
   streams(): StreamInfo[];
   late(stream: string, opts: { limit?: number; cursor?: string }): { late: LateEntry[]; next: string | null };
@@ -70,6 +75,20 @@ export interface RouteContext {
 /** Media types whose bodies reach the routes as raw text. */
 const RAW_TYPES = [JSON_TYPE, NDJSON_TYPE, 'text/plain'];
 
+/** The media types each route with a body takes: `METHOD url` → [types, how the 415 says it]. */
+const ROUTE_TYPES: Record<string, [string[], string]> = {
+  'POST /streams/:stream/events': [[JSON_TYPE, NDJSON_TYPE], `${JSON_TYPE} (an object or an array) or ${NDJSON_TYPE}`],
+  'PUT /rules/:id': [['text/plain'], 'text/plain (the rule text)'],
+  'POST /rules/validate': [['text/plain'], 'text/plain (the rule text)'],
+  'POST /rules/:id/backtest': [[NDJSON_TYPE, JSON_TYPE], `${NDJSON_TYPE} (events for the stored rule) or ${JSON_TYPE} ({"text", "events"})`],
+  'PUT /streams/:stream': [['text/plain'], 'text/plain (the stream declaration)'],
+};
+
+function requestMedia(method: string, url: string | undefined, contentType: string | undefined): RequestMedia {
+  const [accepted, want] = ROUTE_TYPES[`${method} ${url ?? ''}`] ?? [RAW_TYPES, RAW_TYPES.join(', ')];
+  return { contentType: mediaType(contentType), accepted, want };
+}
+
 export function buildServer(core: ServiceCore, config: Config, logger: FastifyBaseLogger, options: ServerOptions = {}): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
@@ -82,7 +101,7 @@ export function buildServer(core: ServiceCore, config: Config, logger: FastifyBa
   app.addContentTypeParser(RAW_TYPES, { parseAs: 'string', bodyLimit: config.bodyLimit }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err, req, reply) => {
-    const { error, fault } = toApiError(err, config.bodyLimit);
+    const { error, fault } = toApiError(err, config.bodyLimit, requestMedia(req.method, req.routeOptions.url, req.headers['content-type']));
     if (fault) req.log.error({ err }, 'request failed');
     else req.log.info({ code: error.code, status: error.status }, error.message);
     if (error.status === 401) reply.header('www-authenticate', 'Bearer realm="vigil"');

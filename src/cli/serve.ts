@@ -12,7 +12,7 @@ import { buildServer } from '../api/server.js';
 import { ConfigError, isLoopback, loadConfig, redactConfig, type Config } from '../config.js';
 import { DurableEngine } from '../engine/durable-engine.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
-import { MqttConnection } from '../ingest/mqtt-connection.js';
+import { chooseClientId, MqttConnection } from '../ingest/mqtt-connection.js';
 import { MqttSource } from '../ingest/mqtt-source.js';
 import { createMetrics } from '../metrics/registry.js';
 import { createSinkRegistry } from '../sinks/registry.js';
@@ -112,7 +112,7 @@ export async function serve(args: string[]): Promise<number> {
   // MQTT: one connection for ingest (`source mqtt` filters) and the `to mqtt` sink.
   let source: MqttSource | null = null;
   if (config.mqttUrl !== null) {
-    connection = new MqttConnection({ url: config.mqttUrl, logger });
+    connection = new MqttConnection({ url: config.mqttUrl, clientId: chooseClientId(config.mqttUrl, config.mqttClientId, config.dataDir), logger });
     source = new MqttSource(core, connection, { onMessage: (stream, outcome) => metrics.countMqtt(stream, outcome), logger });
     await source.start();
   }

@@ -21,6 +21,7 @@ import type { AlertRecord } from '../core/alert.js';
 import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
 import type { Json, StreamEvent } from '../core/event.js';
 import { compileSources, type CompiledProgram, type CompiledRule, type SourceFile } from '../compiler/rule.js';
+import { parseProgram } from '../dsl/parser.js';
 import { replayCompiled, type OutputRecord } from '../cli/run.js';
 import { FINAL } from '../nfa/graph.js';
 import { Engine, type StreamRuntime } from '../runtime/engine.js';
@@ -40,13 +41,18 @@ import {
   type LateEntry,
   type OutboxEntry,
   type PutRuleResult,
+  type PutStreamResult,
+  type StreamDetail,
   type RuleDetail,
   type RuleInfo,
   type ServiceOptions,
   type StreamInfo,
+  type SummaryStep,
 } from './types.js';
 
 const API_FILE_PREFIX = 'api:';
+/** API streams (PUT /streams/:name) compile as sources named `api-stream:<name>`. */
+const STREAM_FILE_PREFIX = 'api-stream:';
 /** Waiting answers past which a commit starts at once (see afterCommit). */
 const EAGER_COMMIT_WAITERS = 1000;
 
@@ -66,10 +72,16 @@ export class DurableEngine {
   /** Rules directory files (path → text) and API rule texts (name → text). */
   private readonly fileSources = new Map<string, string>();
   private readonly apiSources = new Map<string, string>();
+  /** API streams (PUT /streams/:name): name → declaration text (stored in meta 'apiStreams'). */
+  private readonly apiStreams = new Map<string, { text: string; updatedAt: string }>();
+  /** File rules refused because an API rule has their name: file → the error (GET /rules shows them). */
+  private readonly refusedRules = new Map<string, { name: string; error: Diagnostic }>();
   private program: CompiledProgram;
   private readonly ruleMeta = new Map<string, RuleMeta>();
   /** Partial matches dropped because a rule's pattern changed, per rule (GET /rules counters). */
   readonly droppedByChange = new Map<string, number>();
+  /** Per rule, its version and the sum of its counters when they were last written (see collectRuleCounters). */
+  private readonly countersWritten = new Map<string, { version: number; sum: number }>();
   /** A rules file whose latest text did not compile: its errors (the old version keeps running). */
   private readonly fileErrors = new Map<string, Diagnostic[]>();
 
@@ -151,13 +163,22 @@ export class DurableEngine {
     const stored = new Map<string, StoredRule>();
     for (const { value } of store.range<StoredRule>('rules')) stored.set(value.name, value);
     for (const r of stored.values()) if (r.origin === 'api') this.apiSources.set(r.name, r.text);
+    for (const st of store.get<StoredApiStream[]>('meta', 'apiStreams') ?? []) this.apiStreams.set(st.name, { text: st.text, updatedAt: st.updatedAt });
     if (this.options.rulesDir) for (const [f, t] of this.readRulesDir()) this.fileSources.set(f, t);
 
     // Files that do not compile are left out (with their errors) so the rest can run.
     let program = this.compile();
     for (let guard = 0; guard < 100 && hasErrors(program); guard++) {
       const bad = program.diagnostics.find((d) => d.severity === 'error')!;
-      if (bad.file.startsWith(API_FILE_PREFIX)) {
+      const clash = this.ruleNameClash(bad, this.fileSources);
+      if (clash) {
+        this.refuseFileRule(clash);
+        this.fileSources.delete(clash.error.file);
+      } else if (bad.file.startsWith(STREAM_FILE_PREFIX)) {
+        const name = bad.file.slice(STREAM_FILE_PREFIX.length);
+        this.logger.error({ stream: name, error: bad.message }, 'stored API stream no longer compiles; it is not loaded');
+        this.apiStreams.delete(name);
+      } else if (bad.file.startsWith(API_FILE_PREFIX)) {
         const name = bad.file.slice(API_FILE_PREFIX.length);
         this.logger.error({ rule: name, error: bad.message }, 'stored API rule no longer compiles; it is not loaded');
         this.apiSources.delete(name);
@@ -193,12 +214,15 @@ export class DurableEngine {
       if (before && before.fingerprint === rule.fingerprint) restoredKeys += this.restoreRuleState(rr);
       else if (before) this.dropStoredState(rule.name);
       rr.journal = newJournal();
+      this.restoreRuleCounters(rr);
       this.ruleMeta.set(rule.name, { version: rule.version, ...origin, text, fingerprint: rule.fingerprint, updatedAt: sameText ? before!.updatedAt : new Date(this.now()).toISOString() });
+      this.logger.info({ rule: rule.name, version: rule.version, origin: origin.origin, file: origin.file, restored: before !== undefined }, 'rule loaded');
       if (!sameText || before?.fingerprint !== rule.fingerprint) this.pendingOps.push({ db: 'rules', key: rule.name, value: this.storedRule(rule.name) });
     }
     for (const name of stored.keys()) {
       if (!this.engine.rules.has(name)) {
         this.dropStoredState(name);
+        this.dropRuleCounters(name);
         this.pendingOps.push({ db: 'rules', key: name });
       }
     }
@@ -235,6 +259,43 @@ export class DurableEngine {
     return n;
   }
 
+  /**
+   * Puts back a rule's counters as of the last commit: those of the same version (a new version
+   * starts from zero, as a swap while running does), and the partial matches dropped by changes.
+   */
+  private restoreRuleCounters(rr: RuleRuntime): void {
+    const name = rr.rule.name;
+    const saved = this.store.get<StoredRuleCounters>('meta', ruleCountersKey(name));
+    if (saved === undefined) return;
+    if (saved.version === rr.rule.version) {
+      const c = rr.counters;
+      for (const k of Object.keys(c) as (keyof RuleRuntime['counters'])[]) if (typeof saved.counters[k] === 'number') c[k] = saved.counters[k];
+    }
+    if (saved.droppedByChange > 0) this.droppedByChange.set(name, saved.droppedByChange);
+    this.countersWritten.set(name, { version: saved.version, sum: saved.version === rr.rule.version ? counterSum(rr, saved.droppedByChange) : -1 });
+  }
+
+  /** Queues the removal of a removed rule's counters (a rule of that name later starts from zero). */
+  private dropRuleCounters(name: string): void {
+    this.countersWritten.delete(name);
+    this.droppedByChange.delete(name);
+    this.pendingOps.push({ db: 'meta', key: ruleCountersKey(name) });
+  }
+
+  /** Writes the counters of every rule whose counters changed since they were last written. */
+  private collectRuleCounters(ops: Op[]): void {
+    for (const rr of this.engine.rules.values()) {
+      const name = rr.rule.name;
+      const dropped = this.droppedByChange.get(name) ?? 0;
+      const sum = counterSum(rr, dropped);
+      const written = this.countersWritten.get(name);
+      if (written !== undefined && written.version === rr.rule.version && written.sum === sum) continue;
+      this.countersWritten.set(name, { version: rr.rule.version, sum });
+      const value: StoredRuleCounters = { v: 1, version: rr.rule.version, counters: { ...rr.counters }, droppedByChange: dropped };
+      ops.push({ db: 'meta', key: ruleCountersKey(name), value });
+    }
+  }
+
   /** Queues the removal of everything stored for a rule's state (not its outbox alerts). */
   private dropStoredState(name: string): void {
     for (const { key } of this.store.range('keys', { start: [name], end: [name + '\u0000'] })) this.pendingOps.push({ db: 'keys', key });
@@ -264,16 +325,18 @@ export class DurableEngine {
     return out;
   }
 
-  private sourceList(overrides?: { files?: Map<string, string>; api?: Map<string, string> }): SourceFile[] {
+  private sourceList(overrides?: SourceOverrides): SourceFile[] {
     const files = overrides?.files ?? this.fileSources;
     const api = overrides?.api ?? this.apiSources;
+    const streams = overrides?.streams ?? this.apiStreams;
     return [
       ...[...files].map(([file, text]) => ({ file, text })),
       ...[...api].map(([name, text]) => ({ file: API_FILE_PREFIX + name, text })),
+      ...[...streams].map(([name, s]) => ({ file: STREAM_FILE_PREFIX + name, text: s.text })),
     ];
   }
 
-  private compile(overrides?: { files?: Map<string, string>; api?: Map<string, string> }): CompiledProgram {
+  private compile(overrides?: SourceOverrides): CompiledProgram {
     return compileSources(this.sourceList(overrides), { env: this.options.env, configuredSinks: this.options.configuredSinks });
   }
 
@@ -298,6 +361,7 @@ export class DurableEngine {
       if (names.has(name)) continue;
       this.engine.removeRule(name);
       this.dropStoredState(name);
+      this.dropRuleCounters(name);
       this.ruleMeta.delete(name);
       this.pendingOps.push({ db: 'rules', key: name });
       result.set(name, { kept: false, dropped: rr.partialMatches(), created: false });
@@ -402,9 +466,125 @@ export class DurableEngine {
     if (meta.origin === 'file') throw new ServiceError('VIGIL_ERR_RULE_FROM_FILE', `rule '${id}' comes from ${meta.file}: remove it from the file`, 409);
     const api = new Map(this.apiSources);
     api.delete(id);
-    const program = this.compile({ api });
+    let program = this.compile({ api });
+    // A stream only this rule's text declared stays, as an API stream: its producers go on sending.
+    const kept = this.orphanedStreams(meta.text, API_FILE_PREFIX + id, program);
+    if (kept.size > 0) {
+      const streams = new Map(this.apiStreams);
+      for (const [name, text] of kept) streams.set(name, { text, updatedAt: new Date(this.now()).toISOString() });
+      const withStreams = this.compile({ api, streams });
+      if (!hasErrors(withStreams)) {
+        program = withStreams;
+        for (const name of kept.keys()) {
+          this.apiStreams.set(name, streams.get(name)!);
+          this.logger.info({ stream: name, rule: id }, 'stream kept as an API stream (declared by a deleted rule; DELETE /streams/:name removes it)');
+        }
+        this.pendingOps.push({ db: 'meta', key: 'apiStreams', value: this.storedApiStreams() });
+      }
+    }
     this.apiSources.delete(id);
     this.reconcile(program);
+    await this.afterCommit();
+    return true;
+  }
+
+  /** The stream declarations of `text` (the source `file`) that no text of `program` declares any more: name → declaration text. */
+  private orphanedStreams(text: string, file: string, program: CompiledProgram): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const d of parseProgram(text, file).program.decls) {
+      if (d.kind !== 'stream') continue;
+      if (program.streams.get(d.name.name)?.declared) continue;
+      out.set(d.name.name, text.slice(d.span.offset, d.span.endOffset) + '\n');
+    }
+    return out;
+  }
+
+  private storedApiStreams(): StoredApiStream[] {
+    return [...this.apiStreams].map(([name, s]) => ({ name, text: s.text, updatedAt: s.updatedAt }));
+  }
+
+  // ------------------------------------------------------------ streams as API objects
+
+  /** A stream with where it is declared and its declaration text; null when there is no such stream. */
+  getStream(name: string): StreamDetail | null {
+    const info = this.streams().find((s) => s.name === name);
+    if (!info) return null;
+    const api = this.apiStreams.get(name);
+    if (api) return { ...info, origin: 'api', declaredIn: [], text: api.text, updatedAt: api.updatedAt };
+    const files: string[] = [];
+    const rules: string[] = [];
+    let text: string | null = null;
+    for (const src of this.sourceList()) {
+      if (src.file.startsWith(STREAM_FILE_PREFIX)) continue;
+      const d = parseProgram(src.text, src.file).program.decls.find((x) => x.kind === 'stream' && x.name.name === name);
+      if (!d) continue;
+      text ??= src.text.slice(d.span.offset, d.span.endOffset);
+      if (src.file.startsWith(API_FILE_PREFIX)) rules.push(src.file.slice(API_FILE_PREFIX.length));
+      else files.push(src.file);
+    }
+    const origin = files.length > 0 ? 'file' : rules.length > 0 ? 'rule' : 'implicit';
+    return { ...info, origin, declaredIn: files.length > 0 ? files : rules, text, updatedAt: null };
+  }
+
+  /**
+   * Declares (or redeclares) a stream as its own API object. The text must declare exactly this
+   * stream and nothing else; it compiles with every loaded text (a declaration elsewhere must
+   * say the same). Stored durably; answered after the commit.
+   */
+  async putStream(name: string, text: string): Promise<PutStreamResult> {
+    const file = STREAM_FILE_PREFIX + name;
+    const parsed = parseProgram(text, file);
+    const errors: Diagnostic[] = parsed.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length === 0) {
+      const decls = parsed.program.decls;
+      if (decls.length !== 1 || decls[0]!.kind !== 'stream' || decls[0]!.name.name !== name) {
+        const other = decls.find((d) => d.kind !== 'stream' || d.name.name !== name) ?? null;
+        const message = decls.length === 0 ? `the text declares no stream named '${name}'` : `the text must declare exactly one stream, named '${name}', and nothing else`;
+        errors.push(other ? diagnostic('error', 'service/stream', message, file, other.name.span) : syntheticError(message, file));
+      }
+    }
+    const updatedAt = new Date(this.now()).toISOString();
+    const streams = new Map(this.apiStreams);
+    streams.set(name, { text, updatedAt });
+    const program = errors.length === 0 ? this.compile({ streams }) : null;
+    if (program) errors.push(...program.diagnostics.filter((d) => d.severity === 'error'));
+    if (errors.length > 0 || !program) {
+      this.ruleLoadFailed(errors);
+      this.logger.warn({ stream: name, errors: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'stream refused: it does not compile; nothing changed');
+      return { ok: false, errors: errors.map((d) => ({ ...d, file: d.file === file ? 'request' : d.file })) };
+    }
+    const created = !this.apiStreams.has(name);
+    const same = !created && this.apiStreams.get(name)!.text === text;
+    if (!same) {
+      this.apiStreams.set(name, { text, updatedAt });
+      this.pendingOps.push({ db: 'meta', key: 'apiStreams', value: this.storedApiStreams() });
+      this.reconcile(program);
+      this.logger.info({ stream: name, created }, created ? 'stream declared' : 'stream redeclared');
+    }
+    await this.afterCommit();
+    return { ok: true, stream: this.getStream(name)!, created };
+  }
+
+  /** Removes an API stream: refused (409) while a rule reads it or when a file or a rule's text declares it. */
+  async deleteStream(name: string): Promise<boolean> {
+    const st = this.engine.streams.get(name);
+    if (!this.apiStreams.has(name)) {
+      if (!st) return false;
+      const detail = this.getStream(name)!;
+      const where = detail.origin === 'file' ? `the rules file ${detail.declaredIn.join(', ')}` : detail.origin === 'rule' ? `the text of rule ${detail.declaredIn.map((r) => `'${r}'`).join(', ')}` : `rule ${st.rules.map((r) => `'${r.rule.name}'`).join(', ')} (read without a declaration)`;
+      throw new ServiceError('VIGIL_ERR_STREAM_NOT_API', `stream '${name}' is not an API stream: it comes from ${where}`, 409);
+    }
+    if (st && st.rules.length > 0) {
+      throw new ServiceError('VIGIL_ERR_STREAM_IN_USE', `stream '${name}' is read by rule ${st.rules.map((r) => `'${r.rule.name}'`).join(', ')}: delete or change those rules first`, 409);
+    }
+    const streams = new Map(this.apiStreams);
+    streams.delete(name);
+    const program = this.compile({ streams });
+    this.apiStreams.delete(name);
+    this.pendingOps.push({ db: 'meta', key: 'apiStreams', value: this.storedApiStreams() });
+    this.reconcile(program);
+    if (!this.engine.streams.has(name)) this.pendingOps.push({ db: 'streams', key: name });
+    this.logger.info({ stream: name }, 'stream deleted');
     await this.afterCommit();
     return true;
   }
@@ -417,13 +597,29 @@ export class DurableEngine {
     const failed = new Set<string>();
     let program = this.compile({ files });
     // A changed file that does not compile keeps its previous text (and so its running rules).
+    const refusedBefore = new Map(this.refusedRules);
+    this.refusedRules.clear();
     for (let guard = 0; guard < 100 && hasErrors(program); guard++) {
-      const bad = program.diagnostics.find((d) => d.severity === 'error')!;
-      const errors = program.diagnostics.filter((d) => d.file === bad.file);
+      const first = program.diagnostics.find((d) => d.severity === 'error')!;
+      // A file rule named like an API rule: the error is the file's (the API rule stays).
+      const clash = this.ruleNameClash(first, files);
+      if (clash) {
+        const known = refusedBefore.get(clash.error.file);
+        this.refuseFileRule(clash, known !== undefined && known.name === clash.name);
+      }
+      const bad = clash ? clash.error : first;
+      if (!files.has(bad.file)) {
+        // Not a file's error (stored texts are checked when they are written): no file to leave out.
+        this.logger.error({ file: bad.file, line: bad.line, col: bad.col, code: bad.code, error: bad.message }, 'rules do not compile together');
+        break;
+      }
+      const errors = clash ? [clash.error] : program.diagnostics.filter((d) => d.file === bad.file);
       this.fileErrors.set(bad.file, errors);
       failed.add(bad.file);
-      for (const d of errors.filter((x) => x.severity === 'error')) {
-        this.logger.error({ file: d.file, line: d.line, col: d.col, code: d.code, error: d.message }, 'rules file does not compile; its previous version keeps running');
+      if (!clash) {
+        for (const d of errors.filter((x) => x.severity === 'error')) {
+          this.logger.error({ file: d.file, line: d.line, col: d.col, code: d.code, error: d.message }, 'rules file does not compile; its previous version keeps running');
+        }
       }
       this.ruleLoadFailed(errors.filter((x) => x.severity === 'error'));
       if (before.has(bad.file) && files.get(bad.file) !== before.get(bad.file)) files.set(bad.file, before.get(bad.file)!);
@@ -452,7 +648,48 @@ export class DurableEngine {
   }
 
   listRules(): RuleInfo[] {
-    return [...this.engine.rules.values()].map((rr) => this.ruleInfo(rr));
+    const running = [...this.engine.rules.values()].map((rr) => this.ruleInfo(rr));
+    const refused: RuleInfo[] = [...this.refusedRules].map(([file, r]) => ({
+      id: r.name,
+      version: 0,
+      origin: 'file',
+      file,
+      status: 'refused',
+      errors: [r.error],
+      warnings: [],
+      title: null,
+      streams: [],
+      counters: { events: 0, matches: 0, timeouts: 0, partialMatches: 0, keys: 0, droppedPartials: 0, throttled: 0 },
+      updatedAt: new Date(this.now()).toISOString(),
+    }));
+    return [...running, ...refused];
+  }
+
+  // ------------------------------------------------------------ rule names: files and API
+
+  /**
+   * When `bad` is the compiler's "declared twice" for an API rule's text, the other declaration
+   * is a rules file's: that file's rule is the one refused (an API rule is never replaced by a
+   * file, nor dropped because of one). Returns the file's error, positioned at its rule.
+   */
+  private ruleNameClash(bad: Diagnostic, files: Map<string, string>): { name: string; error: Diagnostic } | null {
+    if (bad.code !== 'compile/duplicate-rule' || !bad.file.startsWith(API_FILE_PREFIX)) return null;
+    const name = bad.file.slice(API_FILE_PREFIX.length);
+    for (const [file, text] of files) {
+      const decl = parseProgram(text, file).program.decls.find((d) => d.kind === 'rule' && d.name.name === name);
+      if (!decl) continue;
+      const message = `rule '${name}' is already defined through the API (PUT /rules/${name}): this file is not loaded (its previous version, if any, keeps running); rename the rule here, or DELETE /rules/${name} first`;
+      return { name, error: diagnostic('error', 'service/rule-name-taken', message, file, decl.name.span) };
+    }
+    return null;
+  }
+
+  /** Records a refused file rule (GET /rules, the status page) and logs it once (not again while it stays refused). */
+  private refuseFileRule(clash: { name: string; error: Diagnostic }, known = false): void {
+    this.refusedRules.set(clash.error.file, clash);
+    if (known) return;
+    const e = clash.error;
+    this.logger.error({ rule: clash.name, file: e.file, line: e.line, col: e.col, code: e.code }, e.message);
   }
 
   private ruleInfo(rr: RuleRuntime): RuleInfo {
@@ -500,7 +737,7 @@ export class DurableEngine {
       ...this.ruleInfo(rr),
       text: this.ruleMeta.get(id)!.text,
       summary: {
-        steps: g.steps.map((s) => ({
+        steps: withNegatedSteps(rr.rule, g.steps.map((s) => ({
           name: s.name,
           min: s.min,
           max: s.max === Infinity ? null : s.max,
@@ -509,7 +746,7 @@ export class DurableEngine {
           until: s.until !== null,
           exits: s.exits.map((x) => ({ to: x.target === FINAL ? '(end)' : g.steps[x.target]!.name, link: link(x.link), guards: (x.thenGuards?.length ?? 0) + (x.nextGuards?.length ?? 0) })),
           final: s.finals.length > 0,
-        })),
+        }))),
         withinMs: rr.rule.nfa.withinMs,
         skip: rr.rule.nfa.skip,
         maxPartials: rr.rule.nfa.maxPartials,
@@ -639,6 +876,7 @@ export class DurableEngine {
       ops.push({ db: 'streams', key: st.compiled.name, value: v });
     }
     this.dirtyStreams.clear();
+    this.collectRuleCounters(ops);
     for (const l of this.pendingLate) {
       ops.push({ db: 'late', key: [l.stream, l.seq], value: l });
       let seqs = this.lateSeqs.get(l.stream);
@@ -868,6 +1106,65 @@ export class DurableEngine {
     this.open = false;
     await this.store.close();
   }
+}
+
+/**
+ * The summary's steps with the negated ones (`then not`, `next not`, a trailing absence) put
+ * back where the pattern has them: they are guards in the graph, not steps of it.
+ */
+function withNegatedSteps(rule: CompiledRule, positive: Omit<Extract<SummaryStep, { negated: false }>, 'negated'>[]): SummaryStep[] {
+  const inGraph = new Set(rule.graph.steps.map((s) => s.name));
+  const absenceMs = rule.graph.steps.flatMap((s) => s.finals).find((f) => f.absenceMs !== null)?.absenceMs ?? null;
+  const negated = rule.stepNames.map((name, id) => ({ name, id })).filter((n) => !inGraph.has(n.name));
+  const last = negated.length > 0 ? negated[negated.length - 1]! : null;
+  const entry = (n: { name: string; id: number }): SummaryStep => {
+    const absence = absenceMs !== null && n === last && n.id === rule.stepNames.length - 1;
+    return { name: n.name, negated: true, kind: absence ? 'absence' : 'negation', forMs: absence ? absenceMs : null };
+  };
+  const ids = new Map(rule.stepNames.map((name, id) => [name, id]));
+  const out: SummaryStep[] = [];
+  let next = 0;
+  for (const s of positive) {
+    const id = ids.get(s.name) ?? -1;
+    while (next < negated.length && negated[next]!.id < id) out.push(entry(negated[next++]!));
+    out.push({ ...s, negated: false });
+  }
+  while (next < negated.length) out.push(entry(negated[next++]!));
+  return out;
+}
+
+/** Texts to compile instead of the loaded ones. */
+interface SourceOverrides {
+  files?: Map<string, string>;
+  api?: Map<string, string>;
+  streams?: Map<string, { text: string; updatedAt: string }>;
+}
+
+/** An API stream as stored in meta 'apiStreams' (one list: there are few). */
+interface StoredApiStream {
+  name: string;
+  text: string;
+  updatedAt: string;
+}
+
+/** A rule's counters as stored in `meta` under ['ruleCounters', name], written at commit. */
+interface StoredRuleCounters {
+  v: 1;
+  /** The rule version they count (a new version starts from zero). */
+  version: number;
+  counters: RuleRuntime['counters'];
+  /** Partial matches dropped by pattern changes, over every version. */
+  droppedByChange: number;
+}
+
+function ruleCountersKey(name: string): [string, string] {
+  return ['ruleCounters', name];
+}
+
+/** Counters only grow while a rule runs: their sum tells whether they changed since a write. */
+function counterSum(rr: RuleRuntime, droppedByChange: number): number {
+  const c = rr.counters;
+  return c.eventsIn + c.unkeyed + c.matches + c.timeouts + c.timeoutsDropped + c.discardedBySkip + c.droppedByMaxPartials + c.throttled + droppedByChange;
 }
 
 function hasErrors(p: CompiledProgram): boolean {

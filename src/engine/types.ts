@@ -73,7 +73,11 @@ export interface RuleInfo {
   origin: RuleOrigin;
   /** The file it was loaded from (origin 'file'), else null. */
   file: string | null;
-  status: 'running' | 'error';
+  /**
+   * 'running'; 'error': its file's new text does not compile (the old version keeps running);
+   * 'refused': a file rule named like an API rule, not loaded (the API rule keeps running).
+   */
+  status: 'running' | 'error' | 'refused';
   /** The last load error of a file rule whose new text did not compile (the old version keeps running). */
   errors: Diagnostic[];
   /** Compile warnings of the running version (e.g. a sink the service has no configuration for). */
@@ -89,12 +93,36 @@ export interface RuleDetail extends RuleInfo {
   text: string;
   /** The compiled pattern: its steps and the links between them. */
   summary: {
-    steps: { name: string; min: number; max: number | null; loop: string; greedy: boolean; until: boolean; exits: { to: string; link: string; guards: number }[]; final: boolean }[];
+    /** Every step in pattern order: the graph's steps, and the negated ones (guards in the graph). */
+    steps: SummaryStep[];
     withinMs: number | null;
     skip: string;
     maxPartials: number;
   };
 }
+
+/** A step of GET /rules/:id `summary.steps`. */
+export type SummaryStep =
+  | { name: string; negated: false; min: number; max: number | null; loop: string; greedy: boolean; until: boolean; exits: { to: string; link: string; guards: number }[]; final: boolean }
+  /** `then not` / `next not` (kind 'negation') or a trailing `then not … for D` (kind 'absence', `forMs` = D). */
+  | { name: string; negated: true; kind: 'negation' | 'absence'; forMs: number | null };
+
+/** Where a stream is declared: its own API object (PUT /streams/:name), a rules file, an API rule's text; 'implicit': only read by a rule. */
+export type StreamOrigin = 'api' | 'file' | 'rule' | 'implicit';
+
+export interface StreamDetail extends StreamInfo {
+  origin: StreamOrigin;
+  /** The files (origin 'file') or API rules (origin 'rule') whose texts declare it. */
+  declaredIn: string[];
+  /** The declaration text: as PUT (origin 'api'), or as written in its file or rule text; null for an implicit stream. */
+  text: string | null;
+  /** When the API stream was last PUT; null for other origins. */
+  updatedAt: string | null;
+}
+
+export type PutStreamResult =
+  | { ok: true; stream: StreamDetail; created: boolean }
+  | { ok: false; errors: Diagnostic[] };
 
 export type PutRuleResult =
   | { ok: true; rule: RuleDetail; created: boolean; keptPartialMatches: boolean; droppedPartialMatches: number; warnings: Diagnostic[] }

@@ -1,7 +1,9 @@
 // The service's one MQTT connection (service.md §3, `VIGIL_MQTT_URL`): shared by MQTT ingest
 // (mqtt-source.ts), the publishing of rejected payloads, and the `to mqtt` sink (`.client`).
 //
-// Session: a fixed client id (default `vigil-<hostname>`) and `clean: false`, so the broker
+// Session: a fixed client id (`VIGIL_MQTT_CLIENT_ID`, else the URL's `?clientId=`, else
+// `vigil-<hostname>-<hash of the absolute data dir>`: two instances on one host with their own
+// data dirs never take over each other's session) and `clean: false`, so the broker
 // keeps our subscriptions and queues QoS 1 messages while we are away (restart, network loss),
 // and redelivers those we had not acknowledged.
 //
@@ -28,15 +30,17 @@
 // Reconnects: mqtt.js's fixed `reconnectPeriod`, doubled per failed attempt up to a cap
 // (with jitter, so a fleet does not reconnect in step) and reset on connect.
 
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
 import { pino, type Logger } from 'pino';
 
 export interface MqttConnectionOptions {
   /** `VIGIL_MQTT_URL`: mqtt://user:pass@host:1883, mqtts://…, ws://… */
   url: string;
-  /** Default `vigil-<hostname>`: the persistent session is found again by this id. */
+  /** The persistent session is found again by this id; default: the URL's `?clientId=`, else `vigil-<hostname>`. */
   clientId?: string;
   /** Default false (persistent session). */
   clean?: boolean;
@@ -70,9 +74,42 @@ interface ConnectionEvents {
 
 type SendPacket = (packet: Packet, cb?: (err?: Error) => void, cbStorePut?: () => void, noStore?: boolean) => void;
 
-export function defaultClientId(): string {
-  // Client ids are limited to 23 bytes by MQTT 3.1.1 brokers that enforce it; most allow more.
-  return `vigil-${hostname()}`.replace(/[^A-Za-z0-9_.-]/g, '-');
+/**
+ * `vigil-<hostname>`, and with a data dir `-<8 hex of the SHA-256 of its absolute path>`: the
+ * same instance finds its session again after a restart, another instance (own data dir) on the
+ * same host gets its own. Client ids are limited to 23 bytes by MQTT 3.1.1 brokers that enforce
+ * it; most (Mosquitto, aedes) allow more.
+ */
+export function defaultClientId(dataDir?: string): string {
+  const suffix = dataDir === undefined ? '' : `-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 8)}`;
+  return `vigil-${hostname()}${suffix}`.replace(/[^A-Za-z0-9_.-]/g, '-');
+}
+
+/** The `clientId` query parameter of a broker URL (`mqtt://host:1883?clientId=x`), if any. */
+export function urlClientId(url: string): string | null {
+  try {
+    const id = new URL(url).searchParams.get('clientId');
+    return id !== null && id !== '' ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The URL without its `clientId` query parameter (unchanged when it has none or does not parse). */
+function withoutClientId(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.searchParams.has('clientId')) return url;
+    u.searchParams.delete('clientId');
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** The client id to use: the setting, else the URL's `?clientId=`, else `defaultClientId(dataDir)`. */
+export function chooseClientId(url: string, setting: string | null, dataDir: string): string {
+  return setting ?? urlClientId(url) ?? defaultClientId(dataDir);
 }
 
 /** The URL without its password, for logs. */
@@ -109,10 +146,11 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
   constructor(options: MqttConnectionOptions) {
     super();
     this.logger = options.logger ?? pino({ level: 'silent' });
-    this.clientId = options.clientId ?? defaultClientId();
+    this.clientId = options.clientId ?? urlClientId(options.url) ?? defaultClientId();
     this.basePeriod = options.reconnectPeriodMs ?? 1000;
     this.maxPeriod = Math.max(this.basePeriod, options.maxReconnectPeriodMs ?? 30_000);
-    this.client = mqtt.connect(options.url, {
+    // mqtt.js lets the URL's `?clientId=` override the option: the id chosen here is the one used.
+    this.client = mqtt.connect(withoutClientId(options.url), {
       ...options.clientOptions,
       clientId: this.clientId,
       clean: options.clean ?? false,

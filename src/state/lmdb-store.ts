@@ -4,7 +4,8 @@
 // (ordered-binary), so range reads come back in key order.
 //
 // Layout (database: key → value):
-//   meta:     'format' → 1, 'seq' → next event sequence number, 'alertSeq' → next outbox number
+//   meta:     'format' → 1, 'seq' → next event sequence number, 'alertSeq' → next outbox number,
+//             ['ruleCounters', rule] → the rule's counters (events, matches, timeouts, …)
 //   rules:    rule name → StoredRule
 //   keys:     [rule, key as JSON] → EncodedKeyState        (partial matches of one (rule, key))
 //   buffer:   [rule, seq] → EncodedEvent                     (events waiting for the watermark)

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       dataDir: './data',
       rulesDir: './rules',
       mqttUrl: null,
+      mqttClientId: null,
       smtpUrl: null,
       mailFrom: null,
       apiToken: null,

@@ -1,10 +1,10 @@
-// The status page (`GET /`) in a real browser: headless Chromium (Debian's package) driven by
-// playwright-core, against a real service in this process (DurableEngine on a temp dir, fastify
-// listening on 127.0.0.1:0). The page starts empty; a rule PUT over HTTP and the alert raised
-// by posted events show up by themselves (the page refreshes); a late event shows on the late
-// side output; the backtest box shows a compile error at its line and column with a caret, then
-// the alert of a correct rule. Values reach the DOM as text (a message with markup in it stays
-// text). The page loads nothing but its own files and the JSON API.
+// The status page (`GET /`) in a real browser: headless Chromium (chromium.ts: the system's, or the
+// npm package's build) driven by playwright-core, against a real service in this process
+// (DurableEngine on a temp dir, fastify listening on 127.0.0.1:0). The page starts empty; a rule
+// PUT over HTTP and the alert raised by posted events show up by themselves (the page refreshes); a
+// late event shows on the late side output; the backtest box shows a compile error at its line and
+// column with a caret, then the alert of a correct rule. Values reach the DOM as text (a message
+// with markup in it stays text). The page loads nothing but its own files and the JSON API.
 //
 // When Chromium is missing or cannot start, these tests fail with the reason (never skipped).
 
@@ -106,7 +106,8 @@ beforeAll(async () => {
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
   });
-}, 30_000);
+  // The first run unpacks the npm Chromium (tens of seconds on a loaded machine).
+}, 120_000);
 
 afterAll(async () => {
   await context?.close().catch(() => undefined);
