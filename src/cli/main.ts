@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { renderDiagnostic } from '../core/diagnostics.js';
-import { compileSources, type SourceFile } from '../compiler/rule.js';
+import { compileSources, type CompileOptions, type SourceFile } from '../compiler/rule.js';
 import { replay } from './run.js';
 
 const USAGE = `usage:
@@ -56,6 +56,12 @@ export function readRuleFiles(paths: string[]): { files: SourceFile[]; errors: s
   return { files, errors };
 }
 
+/** VIGIL_ENV_PREFIX for `vigil check` and `vigil run` (the service reads it through its configuration). */
+function envPrefixSetting(): string | undefined {
+  const v = process.env.VIGIL_ENV_PREFIX?.trim();
+  return v ? v : undefined;
+}
+
 function check(args: string[]): number {
   if (args.length === 0) {
     process.stderr.write('vigil check: name at least one rules file\n');
@@ -63,7 +69,7 @@ function check(args: string[]): number {
   }
   const { files, errors } = readRuleFiles(args);
   for (const e of errors) process.stderr.write(e + '\n');
-  const program = compileSources(files);
+  const program = compileSources(files, { envPrefix: envPrefixSetting() });
   let nErrors = errors.length;
   let nWarnings = 0;
   for (const d of program.diagnostics) {
@@ -112,14 +118,21 @@ async function run(args: string[]): Promise<number> {
   }
   const out = process.stdout;
   let delivery: { onAlert: Parameters<typeof replay>[0]['onAlert']; finish: () => Promise<number> } | undefined;
+  const compile: CompileOptions = { envPrefix: envPrefixSetting() };
   if (values.deliver) {
-    const { createReplayDelivery } = await import('./deliver.js');
-    delivery = createReplayDelivery((line) => process.stderr.write(line + '\n'));
+    const { createReplayDelivery, replayWebhookPolicy } = await import('./deliver.js');
+    try {
+      compile.webhookPolicy = replayWebhookPolicy();
+    } catch (err) {
+      process.stderr.write(`vigil run: ${(err as Error).message}\n`);
+      return 2;
+    }
+    delivery = createReplayDelivery((line) => process.stderr.write(line + '\n'), compile.webhookPolicy);
   }
   // Made only now: lines read before the replay iterates them would be lost.
   const lines = createInterface({ input, crlfDelay: Infinity });
   const code = await replay(
-    { rules: files, events: lines, eventsName: fromStdin ? 'stdin' : values.events, stream: values.stream, onAlert: delivery?.onAlert },
+    { rules: files, events: lines, eventsName: fromStdin ? 'stdin' : values.events, stream: values.stream, onAlert: delivery?.onAlert, compile },
     (record) => out.write(JSON.stringify(record) + '\n'),
     (line) => process.stderr.write(line + '\n'),
   );

@@ -7,7 +7,7 @@
 import type { AlertRecord, LateRecord } from '../core/alert.js';
 import { renderDiagnostic } from '../core/diagnostics.js';
 import type { EvalScope, Json } from '../core/event.js';
-import { compileSources, type CompiledAlert, type CompiledRule, type SourceFile } from '../compiler/rule.js';
+import { compileSources, type CompileOptions, type CompiledAlert, type CompiledRule, type SourceFile } from '../compiler/rule.js';
 import type { CompiledStream } from '../compiler/streams.js';
 import { Engine } from '../runtime/engine.js';
 
@@ -22,6 +22,8 @@ export interface ReplayInput {
   /** Called for each alert (e.g. to deliver it with `--deliver`). */
   /** Called for each alert, synchronously, while `scope` still holds its match (e.g. for `--deliver`). */
   onAlert?: (record: AlertRecord, alert: CompiledAlert, scope: EvalScope) => void;
+  /** Compile options (the env() prefix, the webhook address policy with `--deliver`). */
+  compile?: CompileOptions;
 }
 
 export type OutputRecord = AlertRecord | LateRecord;
@@ -42,7 +44,7 @@ export async function runReplay(input: ReplayInput): Promise<ReplayResult> {
 
 /** Runs a replay, streaming records and error lines to the callbacks; resolves to the exit code. */
 export async function replay(input: ReplayInput, onRecord: (r: OutputRecord) => void, onError: (line: string) => void): Promise<number> {
-  const program = compileSources(input.rules);
+  const program = compileSources(input.rules, input.compile);
   for (const d of program.diagnostics) onError(renderDiagnostic(d, program.sources.get(d.file)));
   if (program.diagnostics.some((d) => d.severity === 'error')) return 1;
   return replayCompiled(program.rules, [...program.streams.values()], input, onRecord, onError);

@@ -16,6 +16,7 @@ import { MqttConnection } from '../ingest/mqtt-connection.js';
 import { MqttSource } from '../ingest/mqtt-source.js';
 import { createMetrics } from '../metrics/registry.js';
 import { createSinkRegistry } from '../sinks/registry.js';
+import { WebhookAddressPolicy } from '../core/address-policy.js';
 
 const say = (line: string): void => {
   process.stderr.write(`vigil serve: ${line}\n`);
@@ -74,6 +75,10 @@ export async function serve(args: string[]): Promise<number> {
     rulesDir = null;
   }
 
+  // Where webhooks may post: the allow list, and never this service itself (its port, once it listens).
+  let listenPort: number | null = null;
+  const webhookPolicy = new WebhookAddressPolicy(config.webhookAllow, () => (listenPort === null ? null : { port: listenPort }));
+
   let fatal: ((error: Error) => void) | null = null;
   let core: DurableEngine;
   try {
@@ -85,6 +90,8 @@ export async function serve(args: string[]): Promise<number> {
       outboxKeep: config.outboxKeep,
       lateKeepPerStream: config.lateKeep,
       env: process.env,
+      envPrefix: config.envPrefix,
+      webhookPolicy,
       logger,
       onFatal: (error) => fatal?.(error),
     });
@@ -122,7 +129,7 @@ export async function serve(args: string[]): Promise<number> {
   });
 
   // Delivery: the outbox, one queue per sink target, retries with backoff.
-  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null });
+  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy } });
   const dispatcher = new Dispatcher(core, sinks, {
     onDelivery: (sink, outcome, latencySeconds) => metrics.observeDelivery(sink, outcome, latencySeconds),
     logger,
@@ -157,6 +164,8 @@ export async function serve(args: string[]): Promise<number> {
 
   try {
     await app.listen({ host: config.host, port: config.port, listenTextResolver: (address) => `vigil listening on ${address}` });
+    const address = app.server.address();
+    listenPort = typeof address === 'object' && address !== null ? address.port : config.port;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : e.message;

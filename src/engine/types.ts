@@ -26,6 +26,10 @@ export interface ServiceOptions {
   now?: () => number;
   /** Values for env("NAME") in sink settings; default process.env. */
   env?: Record<string, string | undefined>;
+  /** env("NAME") reads only names with this prefix (VIGIL_ENV_PREFIX); default VIGIL_SECRET_. */
+  envPrefix?: string;
+  /** Where webhooks may post (VIGIL_WEBHOOK_ALLOW); literal targets it refuses do not compile. Default: no internal address. */
+  webhookPolicy?: import('../core/address-policy.js').WebhookAddressPolicy;
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
   /** Structured logger (pino); default silent. */

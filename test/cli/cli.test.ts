@@ -127,12 +127,12 @@ describe('vigil run', () => {
 describe('vigil run --deliver', () => {
   it('sends each alert through its sinks (a real webhook receiver) and still prints the records', async () => {
     const { spawn } = await import('node:child_process');
-    const { startHttpReceiver } = await import('../helpers/http-receiver.js');
+    const { startHttpReceiver, TEST_WEBHOOK_ALLOW } = await import('../helpers/http-receiver.js');
     const receiver = await startHttpReceiver(() => ({ status: 200 }));
     try {
       const rules = RULES.replace('within 10m', `within 10m\n  alert high "Card {card}" to webhook "${receiver.url}/hook"`).replace(/\n  alert high "Card \{card\}: [^\n]*/, '');
       const p = file('deliver.vigil', rules);
-      const child = spawn(process.execPath, [bin, 'run', p, '--events', '-', '--deliver'], { cwd: dir, env: { ...process.env, VIGIL_LOG_LEVEL: 'silent' } });
+      const child = spawn(process.execPath, [bin, 'run', p, '--events', '-', '--deliver'], { cwd: dir, env: { ...process.env, VIGIL_LOG_LEVEL: 'silent', VIGIL_WEBHOOK_ALLOW: TEST_WEBHOOK_ALLOW } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c) => (stdout += c));

@@ -5,16 +5,30 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { renderDiagnostic, type Diagnostic } from '../../core/diagnostics.js';
+import { redactRuleText } from '../../dsl/redact.js';
 import { JSON_TYPE, mediaType, NDJSON_TYPE, parseJson } from '../body.js';
 import { apiError, errorSchema } from '../errors.js';
 import type { RouteContext } from '../server.js';
-import { requireToken } from './auth.js';
+import { requireToken, tokenMatches } from './auth.js';
 
 const TEXT_TYPE = 'text/plain';
 
-/** A diagnostic as the API shows it: position, message, code, and the rendered line with a caret. */
+/**
+ * A diagnostic as the API shows it: position, message, code, and the rendered line with a
+ * caret. The line is rendered from the redacted text: answers never quote a sink secret.
+ */
 export function apiDiagnostic(d: Diagnostic, source: string | undefined): Record<string, unknown> {
-  return { severity: d.severity, line: d.line, col: d.col, message: d.message, code: d.code, file: d.file, rendered: renderDiagnostic(d, source) };
+  const shown = source === undefined ? undefined : redactRuleText(source);
+  return { severity: d.severity, line: d.line, col: d.col, message: d.message, code: d.code, file: d.file, rendered: renderDiagnostic(d, shown) };
+}
+
+/**
+ * A rule as answered: the text with its sink secrets redacted (`<secret>`), unless `reveal`
+ * (the request carries the API token). Without a configured token nobody is told apart, so
+ * the text is always redacted.
+ */
+export function shownRule<T extends { text: string }>(rule: T, reveal = false): T {
+  return reveal ? rule : { ...rule, text: redactRuleText(rule.text) };
 }
 
 const diagnosticSchema = {
@@ -58,7 +72,8 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
   }, async (req) => {
     const rule = core.getRule(req.params.id);
     if (rule === null) throw apiError('VIGIL_ERR_RULE_NOT_FOUND', [req.params.id]);
-    return rule;
+    const token = ctx.config.apiToken;
+    return shownRule(rule, token !== null && tokenMatches(req.headers.authorization, token));
   });
 
   app.post<{ Querystring: { id?: string }; Body: string }>('/rules/validate', {
@@ -154,7 +169,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
       }
       req.log.info({ rule: id, version: result.rule.version, created: result.created, droppedPartialMatches: result.droppedPartialMatches }, 'rule stored');
       return reply.code(result.created ? 201 : 200).send({
-        rule: result.rule,
+        rule: shownRule(result.rule),
         created: result.created,
         keptPartialMatches: result.keptPartialMatches,
         droppedPartialMatches: result.droppedPartialMatches,
