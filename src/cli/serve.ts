@@ -129,7 +129,7 @@ export async function serve(args: string[]): Promise<number> {
   });
 
   // Delivery: the outbox, one queue per sink target, retries with backoff.
-  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy } });
+  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused() } });
   const dispatcher = new Dispatcher(core, sinks, {
     onDelivery: (sink, outcome, latencySeconds) => metrics.observeDelivery(sink, outcome, latencySeconds),
     logger,

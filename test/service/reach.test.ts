@@ -76,6 +76,8 @@ describe('webhooks cannot reach the service itself', () => {
         expect(d.lastError).toContain("this service's own endpoint");
         expect(d.lastError).not.toContain(TOKEN);
       }
+      const metrics = await (await fetch(`${p.url}/metrics`)).text();
+      expect(metrics).toMatch(/^vigil_webhook_refused_total 20$/m);
       const savepoints = join(data, 'savepoints');
       expect(existsSync(savepoints) ? readdirSync(savepoints) : []).toEqual([]);
       // Once it listens, the same target does not even compile.

@@ -92,6 +92,8 @@ export interface WebhookSinkOptions {
    * internal address allowed.
    */
   policy?: WebhookAddressPolicy;
+  /** Called once per delivery refused by the policy (for vigil_webhook_refused_total). */
+  onRefused?: () => void;
 }
 
 /** `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. */
@@ -143,10 +145,12 @@ export class WebhookSink implements Sink {
   readonly #httpsAgent: https.Agent;
   readonly #now: () => number;
   readonly #policy: WebhookAddressPolicy;
+  readonly #onRefused: () => void;
   #closed = false;
 
   constructor(options: WebhookSinkOptions = {}) {
     this.#policy = options.policy ?? new WebhookAddressPolicy();
+    this.#onRefused = options.onRefused ?? (() => undefined);
     const agentOptions = { keepAlive: true, maxFreeSockets: options.maxFreeSockets ?? 4 };
     this.#httpAgent = new http.Agent(agentOptions);
     this.#httpsAgent = new https.Agent(agentOptions);
@@ -205,7 +209,10 @@ export class WebhookSink implements Sink {
     try {
       for (let hop = 0; ; hop++) {
         const refused = this.#refusal(url);
-        if (refused !== null) return fail(permanent, `webhook ${target}: target refused: ${refused} (${ALLOW_HINT})`);
+        if (refused !== null) {
+          this.#onRefused();
+          return fail(permanent, `webhook ${target}: target refused: ${refused} (${ALLOW_HINT})`);
+        }
         const response = await this.#send(url, method, sendHeaders, method === 'POST' ? body : null, signal);
         const { status } = response;
         if (status >= 200 && status < 300) return delivered;
@@ -245,7 +252,10 @@ export class WebhookSink implements Sink {
       }
     } catch (err) {
       if (signal.aborted) return fail(retryable, `webhook ${target}: ${abortText(signal)}`);
-      if (err instanceof AddressRefused) return fail(permanent, `webhook ${target}: target refused: ${err.message} (${ALLOW_HINT})`);
+      if (err instanceof AddressRefused) {
+        this.#onRefused();
+        return fail(permanent, `webhook ${target}: target refused: ${err.message} (${ALLOW_HINT})`);
+      }
       const code = (err as NodeJS.ErrnoException).code;
       const text = `webhook ${target}: ${code && !errorText(err).includes(code) ? `${code} ` : ''}${errorText(err)}`;
       // Headers with forbidden characters are a configuration error: no retry mends them.
