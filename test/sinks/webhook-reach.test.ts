@@ -81,6 +81,13 @@ describe('webhook reach', () => {
       expect(outcome.error).not.toContain('secret-path-1');
     }
     expect(a.requests).toHaveLength(0);
+    // Other spellings of loopback (decimal, hex, short, IPv4 inside IPv6) are the same address.
+    for (const host of ['2130706433', '0x7f.1', '127.1', '[::ffff:7f00:1]']) {
+      const other = await sinkWith(new WebhookAddressPolicy()).deliver(sampleAlert(), webhook(`http://${host}:${portOf(a)}/hook`), never);
+      expect(other, host).toMatchObject({ ok: false, retryable: false });
+      if (!other.ok) expect(other.error, host).toContain('is a loopback address');
+    }
+    expect(a.requests).toHaveLength(0);
   });
 
   it('a host name that resolves to a refused address (localhost) is refused at delivery, after DNS', async () => {
