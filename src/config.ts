@@ -5,7 +5,7 @@
 // README's configuration table is `renderSettingsTable()`.
 
 import { parseArgs } from 'node:util';
-import { checkAllowEntry } from './core/address-policy.js';
+import { checkAllowEntry } from './core/webhook-address-policy.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 

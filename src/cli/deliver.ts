@@ -10,7 +10,7 @@ import type { EvalScope } from '../core/event.js';
 import type { CompiledAlert } from '../compiler/rule.js';
 import { renderDeliveries } from '../runtime/deliveries.js';
 import { createSinkRegistry } from '../sinks/registry.js';
-import { checkAllowEntry, WebhookAddressPolicy } from '../core/address-policy.js';
+import { checkAllowEntry, WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { defaultRetryPolicy, retryDelivery } from '../sinks/retry.js';
 
 /**

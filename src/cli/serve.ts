@@ -16,7 +16,7 @@ import { MqttConnection } from '../ingest/mqtt-connection.js';
 import { MqttSource } from '../ingest/mqtt-source.js';
 import { createMetrics } from '../metrics/registry.js';
 import { createSinkRegistry } from '../sinks/registry.js';
-import { WebhookAddressPolicy } from '../core/address-policy.js';
+import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 
 const say = (line: string): void => {
   process.stderr.write(`vigil serve: ${line}\n`);

@@ -20,7 +20,7 @@ import type {
   Step,
 } from '../dsl/ast.js';
 import { parseProgram } from '../dsl/parser.js';
-import { ALLOW_HINT, type WebhookAddressPolicy } from '../core/address-policy.js';
+import { ALLOW_HINT, type WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { ANY, buildGraph, GraphTooLarge, RELAXED, STRICT, type Contiguity, type NfaGraph, type PatternPlan, type SequencePlan } from '../nfa/graph.js';
 import type { Diagnostic as Diag } from '../core/diagnostics.js';
 import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';

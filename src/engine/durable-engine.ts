@@ -14,7 +14,7 @@
 // partial matches are counted), a removed rule's state is deleted.
 
 import { createHash } from 'node:crypto';
-import { WebhookAddressPolicy } from '../core/address-policy.js';
+import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';

@@ -29,7 +29,7 @@ export interface ServiceOptions {
   /** env("NAME") reads only names with this prefix (VIGIL_ENV_PREFIX); default VIGIL_SECRET_. */
   envPrefix?: string;
   /** Where webhooks may post (VIGIL_WEBHOOK_ALLOW); literal targets it refuses do not compile. Default: no internal address. */
-  webhookPolicy?: import('../core/address-policy.js').WebhookAddressPolicy;
+  webhookPolicy?: import('../core/webhook-address-policy.js').WebhookAddressPolicy;
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
   /** Structured logger (pino); default silent. */

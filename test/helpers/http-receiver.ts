@@ -11,7 +11,7 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebhookAddressPolicy } from '../../src/core/address-policy.js';
+import { WebhookAddressPolicy } from '../../src/core/webhook-address-policy.js';
 
 /**
  * Receivers listen on loopback, which webhooks may not reach unless allowed: every test that

@@ -10,7 +10,7 @@ import { buildServer, type ServerOptions } from '../../src/api/server.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { DurableEngine } from '../../src/engine/durable-engine.js';
 import type { ServiceOptions } from '../../src/engine/types.js';
-import { WebhookAddressPolicy } from '../../src/core/address-policy.js';
+import { WebhookAddressPolicy } from '../../src/core/webhook-address-policy.js';
 import { TEST_WEBHOOK_ALLOW } from './http-receiver.js';
 
 export const silent = pino({ level: 'silent' });

@@ -6,7 +6,7 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Delivery } from '../../src/core/alert.js';
-import { WebhookAddressPolicy } from '../../src/core/address-policy.js';
+import { WebhookAddressPolicy } from '../../src/core/webhook-address-policy.js';
 import { signPayload, WebhookSink, MAX_REDIRECTS } from '../../src/sinks/webhook/webhook-sink.js';
 import { sampleAlert } from '../helpers/alert-fixture.js';
 import { startHttpReceiver, testWebhookPolicy, type HttpReceiver } from '../helpers/http-receiver.js';

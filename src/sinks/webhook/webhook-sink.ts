@@ -21,7 +21,7 @@
 // often bearer tokens meant for the first receiver). A redirect with no usable Location, past
 // the limit, or to a refused target is a permanent failure.
 //
-// Reach (../../core/address-policy.ts): the target of every request — the first and each
+// Reach (../../core/webhook-address-policy.ts): the target of every request — the first and each
 // redirect — is checked against the address policy: an IP literal before connecting, a host
 // name inside the socket's `lookup`, so the address checked is the address connected to. A
 // refused target is a permanent failure that says why (the host only, never path or query).
@@ -43,7 +43,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import http from 'node:http';
 import { isIP } from 'node:net';
 import https from 'node:https';
-import { AddressRefused, ALLOW_HINT, WebhookAddressPolicy } from '../../core/address-policy.js';
+import { AddressRefused, ALLOW_HINT, WebhookAddressPolicy } from '../../core/webhook-address-policy.js';
 import type { AlertRecord, Delivery } from '../../core/alert.js';
 import {
   abortText,
