@@ -150,4 +150,28 @@ describe('vigil run --deliver', () => {
       await receiver.close();
     }
   });
+
+  it('refuses an internal target unless VIGIL_WEBHOOK_ALLOW lists it: a compile error, exit 1, nothing sent', async () => {
+    const { spawn } = await import('node:child_process');
+    const { startHttpReceiver } = await import('../helpers/http-receiver.js');
+    const receiver = await startHttpReceiver(() => ({ status: 200 }));
+    try {
+      const rules = RULES.replace('within 10m', `within 10m\n  alert high "Card {card}" to webhook "${receiver.url}/hook"`).replace(/\n  alert high "Card \{card\}: [^\n]*/, '');
+      const p = file('refused.vigil', rules);
+      const env = { ...process.env, VIGIL_LOG_LEVEL: 'silent' };
+      delete env.VIGIL_WEBHOOK_ALLOW;
+      const child = spawn(process.execPath, [bin, 'run', p, '--events', '-', '--deliver'], { cwd: dir, env });
+      let stderr = '';
+      child.stderr.on('data', (c) => (stderr += c));
+      child.stdout.resume();
+      child.stdin.end('{"card":"c1","ts":1000,"amount":1}\n{"card":"c1","ts":2000,"amount":2}\n{"card":"c1","ts":3000,"amount":900}\n');
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toContain('webhook target refused');
+      expect(stderr).toContain('127.0.0.1 is a loopback address');
+      expect(receiver.requests).toHaveLength(0);
+    } finally {
+      await receiver.close();
+    }
+  });
 });
