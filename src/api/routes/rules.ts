@@ -13,13 +13,19 @@ import { requireToken, tokenMatches } from './auth.js';
 
 const TEXT_TYPE = 'text/plain';
 
-/**
- * A diagnostic as the API shows it: position, message, code, and the rendered line with a
- * caret. The line is rendered from the redacted text: answers never quote a sink secret.
- */
+/** A diagnostic as the API shows it: position, message, code, and the rendered line with a caret. */
 export function apiDiagnostic(d: Diagnostic, source: string | undefined): Record<string, unknown> {
+  return { severity: d.severity, line: d.line, col: d.col, message: d.message, code: d.code, file: d.file, rendered: renderDiagnostic(d, source) };
+}
+
+/**
+ * Diagnostics of one text as the API shows them. Lines are rendered from the redacted text
+ * (redacted once per answer, not per diagnostic): answers never quote a sink secret.
+ */
+export function apiDiagnostics(list: readonly Diagnostic[], source: string | undefined): Record<string, unknown>[] {
+  if (list.length === 0) return [];
   const shown = source === undefined ? undefined : redactRuleText(source);
-  return { severity: d.severity, line: d.line, col: d.col, message: d.message, code: d.code, file: d.file, rendered: renderDiagnostic(d, shown) };
+  return list.map((d) => apiDiagnostic(d, shown));
 }
 
 /**
@@ -90,7 +96,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
   }, async (req) => {
     const text = textBody(req.body, req.headers['content-type']);
     const { errors, warnings } = core.validateRule(text, req.query.id);
-    return { ok: errors.length === 0, errors: errors.map((d) => apiDiagnostic(d, text)), warnings: warnings.map((d) => apiDiagnostic(d, text)) };
+    return { ok: errors.length === 0, errors: apiDiagnostics(errors, text), warnings: apiDiagnostics(warnings, text) };
   });
 
   app.post<{ Params: { id: string }; Querystring: { stream?: string }; Body: string }>('/rules/:id/backtest', {
@@ -134,7 +140,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
     if (text === null && core.getRule(req.params.id) === null) throw apiError('VIGIL_ERR_RULE_NOT_FOUND', [req.params.id]);
     const result = await core.backtest({ text, id: text === null ? req.params.id : null, events, ...(stream !== undefined ? { stream } : {}) });
     const source = text ?? core.getRule(req.params.id)?.text;
-    return { records: result.records, errors: result.errors, diagnostics: result.diagnostics.map((d) => apiDiagnostic(d, source)) };
+    return { records: result.records, errors: result.errors, diagnostics: apiDiagnostics(result.diagnostics, source) };
   });
 
   // Writes: the token hook lives only in this child plugin.
@@ -163,7 +169,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
       const id = req.params.id;
       const result = await core.putRule(id, text);
       if (!result.ok) {
-        const errors = result.errors.map((d) => apiDiagnostic(d, text));
+        const errors = apiDiagnostics(result.errors, text);
         if (result.status === 409) throw apiError('VIGIL_ERR_RULE_FROM_FILE', [id], {}, errors.length > 0 ? { errors } : {});
         throw apiError('VIGIL_ERR_RULE_INVALID', [id, String(result.errors.length)], {}, { errors });
       }
@@ -173,7 +179,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
         created: result.created,
         keptPartialMatches: result.keptPartialMatches,
         droppedPartialMatches: result.droppedPartialMatches,
-        warnings: result.warnings.map((d) => apiDiagnostic(d, text)),
+        warnings: apiDiagnostics(result.warnings, text),
       });
     });
 
