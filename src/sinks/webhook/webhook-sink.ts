@@ -21,10 +21,11 @@
 // often bearer tokens meant for the first receiver). A redirect with no usable Location, past
 // the limit, or to a refused target is a permanent failure.
 //
-// Reach (../../core/webhook-address-policy.ts): the target of every request — the first and each
-// redirect — is checked against the address policy: an IP literal before connecting, a host
-// name inside the socket's `lookup`, so the address checked is the address connected to. A
-// refused target is a permanent failure that says why (the host only, never path or query).
+// Reach (../../core/webhook-address-policy.ts): the target of every request — the first and
+// each redirect — is checked against the address policy: an IP literal before connecting, a
+// host name inside the socket's `lookup`, so the address checked is the address connected to
+// (no check-then-connect race). A refused target is a permanent failure that says why (the
+// host only, never path or query).
 //
 // Verifying the signature, on the receiver (see `verifySignature` below, which does exactly
 // this and may be copied):
@@ -35,8 +36,9 @@
 //   5. Drop duplicates by Idempotency-Key (delivery is at least once).
 //   e.g. shell: printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$secret"
 //
-// Must not: retry, follow redirects beyond the limit or to a refused address, leave sockets open after close(), or let the secret or
-// a signature reach an error text or a log line (errors are stored and served by the API).
+// Must not: retry, follow redirects beyond the limit or to a refused address, leave sockets
+// open after close(), or let the secret, a configured header value or a signature reach an
+// error text or a log line (errors are stored and served by the API).
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
