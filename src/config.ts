@@ -5,6 +5,7 @@
 // README's configuration table is `renderSettingsTable()`.
 
 import { parseArgs } from 'node:util';
+import { checkAllowEntry } from './core/webhook-address-policy.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -29,6 +30,10 @@ export interface Config {
   lateKeep: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
+  /** Webhook targets allowed although internal: IPs, CIDR blocks, host names, `self`. */
+  webhookAllow: string[];
+  /** `env("NAME")` in sink settings reads only variables whose names start with this. */
+  envPrefix: string;
 }
 
 export class ConfigError extends Error {
@@ -37,7 +42,7 @@ export class ConfigError extends Error {
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-type Kind = 'string' | 'port' | 'int' | 'positive-int' | 'mqtt-url' | 'smtp-url' | 'log-level' | 'path';
+type Kind = 'string' | 'port' | 'int' | 'positive-int' | 'mqtt-url' | 'smtp-url' | 'log-level' | 'path' | 'token' | 'allow-list' | 'env-prefix';
 
 interface Setting {
   key: keyof Config;
@@ -56,15 +61,17 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'rulesDir', env: 'VIGIL_RULES_DIR', flag: 'rules-dir', kind: 'path', default: './rules', meaning: 'Directory of `*.vigil` files, loaded at start and hot-loaded on change.' },
   { key: 'mqttUrl', env: 'VIGIL_MQTT_URL', flag: 'mqtt-url', kind: 'mqtt-url', default: null, meaning: 'MQTT broker (mqtt://, mqtts://, ws://, wss://) for `source mqtt` ingest and `to mqtt` alerts; none: MQTT off.' },
   { key: 'mqttClientId', env: 'VIGIL_MQTT_CLIENT_ID', flag: 'mqtt-client-id', kind: 'string', default: null, meaning: 'MQTT client id (the broker keeps the persistent session under it). None: the URL\'s `?clientId=`, else `vigil-<hostname>-<8 hex of the absolute data dir>`, so instances with their own data dirs never share a session.' },
-  { key: 'smtpUrl', env: 'VIGIL_SMTP_URL', flag: 'smtp-url', kind: 'smtp-url', default: null, meaning: 'SMTP server (smtp:// or smtps://, credentials in the URL) for `to email`; none: email deliveries fail.' },
-  { key: 'mailFrom', env: 'VIGIL_MAIL_FROM', flag: 'mail-from', kind: 'string', default: null, meaning: 'From address of alert mail.' },
-  { key: 'apiToken', env: 'VIGIL_API_TOKEN', flag: 'api-token', kind: 'string', default: null, meaning: 'Bearer token required by rule and stream writes (PUT/DELETE /rules/:id, /streams/:stream) and /admin/*. Reads, ingest, validate and backtest stay open.' },
+  { key: 'smtpUrl', env: 'VIGIL_SMTP_URL', flag: 'smtp-url', kind: 'smtp-url', default: null, meaning: 'SMTP server (smtp:// or smtps://, credentials in the URL, `?requireTLS=true` for STARTTLS) for `to email`; none: email deliveries fail visibly.' },
+  { key: 'mailFrom', env: 'VIGIL_MAIL_FROM', flag: 'mail-from', kind: 'string', default: null, meaning: 'From address of alert mail (none: vigil@HOSTNAME, with the machine name).' },
+  { key: 'apiToken', env: 'VIGIL_API_TOKEN', flag: 'api-token', kind: 'token', default: null, meaning: 'Bearer token required by rule and stream writes (PUT/DELETE /rules/:id, /streams/:stream) and /admin/*. Any printable characters, spaces included (leading and trailing spaces are dropped). Reads, ingest, validate and backtest stay open; with the token, `GET /rules/:id` shows the rule text unredacted.' },
   { key: 'checkpointMs', env: 'VIGIL_CHECKPOINT_MS', flag: 'checkpoint-ms', kind: 'int', default: 5, meaning: 'Group commit: how long changes gather after an idle period before a commit starts (ms); under load commits run back to back. An ingest is answered after the commit that holds it.' },
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', kind: 'log-level', default: 'info', meaning: `JSON log level: ${LOG_LEVELS.join(', ')}.` },
   { key: 'bodyLimit', env: 'VIGIL_BODY_LIMIT', flag: 'body-limit', kind: 'positive-int', default: 16 * 1024 * 1024, meaning: 'Largest request body in bytes; larger bodies get 413.' },
   { key: 'idempotencyTtlMs', env: 'VIGIL_IDEMPOTENCY_TTL_MS', flag: 'idempotency-ttl-ms', kind: 'int', default: 24 * 60 * 60 * 1000, meaning: 'How long an ingest Idempotency-Key is remembered (ms).' },
   { key: 'outboxKeep', env: 'VIGIL_OUTBOX_KEEP', flag: 'outbox-keep', kind: 'int', default: 100_000, meaning: 'Alerts kept in the outbox (GET /alerts); the oldest whose deliveries are all final are pruned beyond it.' },
   { key: 'lateKeep', env: 'VIGIL_LATE_KEEP', flag: 'late-keep', kind: 'int', default: 10_000, meaning: 'Late events kept per stream on the late side output; the oldest are pruned beyond it.' },
+  { key: 'webhookAllow', env: 'VIGIL_WEBHOOK_ALLOW', flag: 'webhook-allow', kind: 'allow-list', default: null, meaning: 'Webhook targets allowed although internal, comma-separated: IP addresses, CIDR blocks (`10.0.0.0/8`), host names, `self` (this service). Without it loopback, link-local, private and unspecified addresses and the service itself are refused (see docs/limits.md).' },
+  { key: 'envPrefix', env: 'VIGIL_ENV_PREFIX', flag: 'env-prefix', kind: 'env-prefix', default: 'VIGIL_SECRET_', meaning: '`env("NAME")` in sink settings reads only variables whose names start with this; any other name is a compile error.' },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 
@@ -99,7 +106,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       raw = fromEnv;
       source = s.env!;
     } else {
-      out[s.key] = s.default;
+      out[s.key] = s.kind === 'allow-list' ? [] : s.default;
       continue;
     }
     out[s.key] = convert(s.kind, raw, source);
@@ -107,7 +114,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   return out as unknown as Config;
 }
 
-function convert(kind: Kind, raw: string, source: string): string | number {
+function convert(kind: Kind, raw: string, source: string): string | number | string[] {
   const value = raw.trim();
   const bad = (want: string): never => {
     throw new ConfigError(`${source}: ${JSON.stringify(raw)} is not ${want}`);
@@ -117,6 +124,26 @@ function convert(kind: Kind, raw: string, source: string): string | number {
     case 'path':
       if (value === '') bad('a non-empty value');
       return value;
+    case 'token':
+      // Sent as `Authorization: Bearer <token>`: control characters could never arrive.
+      if (value === '') bad('a non-empty value');
+      if (/[\u0000-\u001f\u007f]/.test(value)) throw new ConfigError(`${source}: the token holds a control character (tab, newline, ...): use printable characters only`);
+      return value;
+    case 'allow-list': {
+      const entries = value.split(',').map((e) => e.trim()).filter((e) => e !== '');
+      for (const e of entries) {
+        const why = checkAllowEntry(e);
+        if (why !== null) throw new ConfigError(`${source}: ${why}`);
+      }
+      return entries;
+    }
+    case 'env-prefix': {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) bad('a variable name prefix (letters, digits, _)');
+      // A prefix that lets rules read the service's own settings (the API token) is refused.
+      const exposed = SETTINGS.find((s) => s.env !== null && s.env.startsWith(value));
+      if (exposed) throw new ConfigError(`${source}: ${JSON.stringify(value)} would let rules read ${exposed.env}: choose a prefix no VIGIL_* setting starts with (default VIGIL_SECRET_)`);
+      return value;
+    }
     case 'port': {
       if (!/^\d+$/.test(value)) bad('a port number (0-65535)');
       const n = Number(value);

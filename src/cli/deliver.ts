@@ -10,9 +10,23 @@ import type { EvalScope } from '../core/event.js';
 import type { CompiledAlert } from '../compiler/rule.js';
 import { renderDeliveries } from '../runtime/deliveries.js';
 import { createSinkRegistry } from '../sinks/registry.js';
+import { checkAllowEntry, WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { defaultRetryPolicy, retryDelivery } from '../sinks/retry.js';
 
-export function createReplayDelivery(onError: (line: string) => void): {
+/**
+ * The webhook address policy of `vigil run --deliver`: VIGIL_WEBHOOK_ALLOW as for the service
+ * (there is no own endpoint to protect). Throws with a clear message on a malformed entry.
+ */
+export function replayWebhookPolicy(env: NodeJS.ProcessEnv = process.env): WebhookAddressPolicy {
+  const entries = (env.VIGIL_WEBHOOK_ALLOW ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '');
+  for (const e of entries) {
+    const why = checkAllowEntry(e);
+    if (why !== null) throw new Error(`VIGIL_WEBHOOK_ALLOW: ${why}`);
+  }
+  return new WebhookAddressPolicy(entries);
+}
+
+export function createReplayDelivery(onError: (line: string) => void, policy: WebhookAddressPolicy = replayWebhookPolicy()): {
   onAlert: (record: AlertRecord, alert: CompiledAlert, scope: EvalScope) => void;
   finish: () => Promise<number>;
 } {
@@ -35,6 +49,7 @@ export function createReplayDelivery(onError: (line: string) => void): {
       smtpUrl: process.env.VIGIL_SMTP_URL ?? null,
       mailFrom: process.env.VIGIL_MAIL_FROM ?? null,
       mqttClient: client,
+      webhook: { policy },
     });
   })();
   return {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { renderDiagnostic } from '../core/diagnostics.js';
-import { compileSources, type SourceFile } from '../compiler/rule.js';
+import { compileSources, type CompileOptions, type SourceFile } from '../compiler/rule.js';
 import { parseUntil, renderSummary, replay } from './run.js';
 
 const USAGE = `usage:
@@ -58,6 +58,12 @@ export function readRuleFiles(paths: string[]): { files: SourceFile[]; errors: s
   return { files, errors };
 }
 
+/** VIGIL_ENV_PREFIX for `vigil check` and `vigil run` (the service reads it through its configuration). */
+function envPrefixSetting(): string | undefined {
+  const v = process.env.VIGIL_ENV_PREFIX?.trim();
+  return v ? v : undefined;
+}
+
 function check(args: string[]): number {
   let parsed;
   try {
@@ -74,7 +80,7 @@ function check(args: string[]): number {
   }
   const { files, errors } = readRuleFiles(paths);
   for (const e of errors) process.stderr.write(e + '\n');
-  const program = compileSources(files);
+  const program = compileSources(files, { envPrefix: envPrefixSetting() });
   let nErrors = errors.length;
   let nWarnings = 0;
   for (const d of program.diagnostics) {
@@ -137,9 +143,16 @@ async function run(args: string[]): Promise<number> {
   }
   const out = process.stdout;
   let delivery: { onAlert: Parameters<typeof replay>[0]['onAlert']; finish: () => Promise<number> } | undefined;
+  const compile: CompileOptions = { envPrefix: envPrefixSetting() };
   if (values.deliver) {
-    const { createReplayDelivery } = await import('./deliver.js');
-    delivery = createReplayDelivery((line) => process.stderr.write(line + '\n'));
+    const { createReplayDelivery, replayWebhookPolicy } = await import('./deliver.js');
+    try {
+      compile.webhookPolicy = replayWebhookPolicy();
+    } catch (err) {
+      process.stderr.write(`vigil run: ${(err as Error).message}\n`);
+      return 2;
+    }
+    delivery = createReplayDelivery((line) => process.stderr.write(line + '\n'), compile.webhookPolicy);
   }
   // Made only now: lines read before the replay iterates them would be lost.
   const lines = createInterface({ input, crlfDelay: Infinity });
@@ -151,6 +164,7 @@ async function run(args: string[]): Promise<number> {
       stream: values.stream,
       onAlert: delivery?.onAlert,
       until,
+      compile,
       onSummary: (s) => {
         for (const line of renderSummary(s)) process.stderr.write(line + '\n');
       },

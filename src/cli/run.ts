@@ -7,7 +7,7 @@
 import type { AlertRecord, LateRecord } from '../core/alert.js';
 import { renderDiagnostic } from '../core/diagnostics.js';
 import type { EvalScope, Json } from '../core/event.js';
-import { compileSources, type CompiledAlert, type CompiledRule, type SourceFile } from '../compiler/rule.js';
+import { compileSources, type CompileOptions, type CompiledAlert, type CompiledRule, type SourceFile } from '../compiler/rule.js';
 import type { CompiledStream } from '../compiler/streams.js';
 import { Engine } from '../runtime/engine.js';
 
@@ -28,6 +28,8 @@ export interface ReplayInput {
   until?: number;
   /** Called once at the end with what happened to the input, per stream. */
   onSummary?: (summary: ReplaySummary) => void;
+  /** Compile options (the env() prefix, the webhook address policy with `--deliver`). */
+  compile?: CompileOptions;
 }
 
 /** What a replay did with its input: per stream, and the lines that reached no stream. */
@@ -91,7 +93,7 @@ export async function runReplay(input: ReplayInput): Promise<ReplayResult> {
 
 /** Runs a replay, streaming records and error lines to the callbacks; resolves to the exit code. */
 export async function replay(input: ReplayInput, onRecord: (r: OutputRecord) => void, onError: (line: string) => void): Promise<number> {
-  const program = compileSources(input.rules);
+  const program = compileSources(input.rules, input.compile);
   for (const d of program.diagnostics) onError(renderDiagnostic(d, program.sources.get(d.file)));
   if (program.diagnostics.some((d) => d.severity === 'error')) return 1;
   return replayCompiled(program.rules, [...program.streams.values()], input, onRecord, onError);

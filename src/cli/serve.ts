@@ -16,6 +16,7 @@ import { chooseClientId, MqttConnection } from '../ingest/mqtt-connection.js';
 import { MqttSource } from '../ingest/mqtt-source.js';
 import { createMetrics } from '../metrics/registry.js';
 import { createSinkRegistry } from '../sinks/registry.js';
+import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 
 const say = (line: string): void => {
   process.stderr.write(`vigil serve: ${line}\n`);
@@ -74,6 +75,10 @@ export async function serve(args: string[]): Promise<number> {
     rulesDir = null;
   }
 
+  // Where webhooks may post: the allow list, and never this service itself (its port, once it listens).
+  let listenPort: number | null = null;
+  const webhookPolicy = new WebhookAddressPolicy(config.webhookAllow, () => (listenPort === null ? null : { port: listenPort }));
+
   let fatal: ((error: Error) => void) | null = null;
   let core: DurableEngine;
   try {
@@ -86,6 +91,8 @@ export async function serve(args: string[]): Promise<number> {
       lateKeepPerStream: config.lateKeep,
       env: process.env,
       configuredSinks: { email: config.smtpUrl !== null, mqtt: config.mqttUrl !== null },
+      envPrefix: config.envPrefix,
+      webhookPolicy,
       logger,
       onFatal: (error) => fatal?.(error),
     });
@@ -123,7 +130,7 @@ export async function serve(args: string[]): Promise<number> {
   });
 
   // Delivery: the outbox, one queue per sink target, retries with backoff.
-  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null });
+  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused() } });
   const dispatcher = new Dispatcher(core, sinks, {
     onDelivery: (sink, outcome, latencySeconds) => metrics.observeDelivery(sink, outcome, latencySeconds),
     logger,
@@ -158,6 +165,8 @@ export async function serve(args: string[]): Promise<number> {
 
   try {
     await app.listen({ host: config.host, port: config.port, listenTextResolver: (address) => `vigil listening on ${address}` });
+    const address = app.server.address();
+    listenPort = typeof address === 'object' && address !== null ? address.port : config.port;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine' : e.message;

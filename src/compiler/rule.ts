@@ -21,6 +21,7 @@ import type {
   Template,
 } from '../dsl/ast.js';
 import { parseProgram } from '../dsl/parser.js';
+import { ALLOW_HINT, type WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { ANY, buildGraph, GraphTooLarge, RELAXED, STRICT, type Contiguity, type NfaGraph, type PatternPlan, type SequencePlan } from '../nfa/graph.js';
 import type { Diagnostic as Diag } from '../core/diagnostics.js';
 import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';
@@ -30,6 +31,8 @@ import { checkExpr, checkTemplate, schemaOf, type CheckContext, type Schema } fr
 import { closest, didYouMean } from './suggest.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
+/** The default of `CompileOptions.envPrefix` (VIGIL_ENV_PREFIX). */
+export const DEFAULT_ENV_PREFIX = 'VIGIL_SECRET_';
 /** Longest rule or stream name. */
 export const MAX_NAME_LENGTH = 200;
 
@@ -79,6 +82,16 @@ export interface CompiledRule {
 export interface CompileOptions {
   /** Values for `env("NAME")` in sink settings (default: process.env). */
   env?: Record<string, string | undefined>;
+  /**
+   * `env("NAME")` reads only names starting with this (default `VIGIL_SECRET_`); any other
+   * name is an error that says the same whether the variable is set or not.
+   */
+  envPrefix?: string;
+  /**
+   * Where webhooks may post: a literal target it refuses (an internal IP, `localhost`) is a
+   * compile error. Without it, targets are not checked here (`vigil check`, plain `vigil run`).
+   */
+  webhookPolicy?: WebhookAddressPolicy;
   /** Syntax errors of the same files: a clause that failed to parse is not also reported missing. */
   parseErrors?: Diagnostic[];
   /**
@@ -535,6 +548,12 @@ class RuleCompiler {
 
   private setting(v: SettingValue): string {
     if (v.kind === 'string') return v.value;
+    const prefix = this.options.envPrefix ?? DEFAULT_ENV_PREFIX;
+    if (!v.name.startsWith(prefix)) {
+      // Decided by the name alone, never by the environment: nobody learns which variables exist.
+      this.error('compile/env-not-allowed', `env() reads only variables whose names start with ${prefix} (setting VIGIL_ENV_PREFIX)`, v.span);
+      return '';
+    }
     const env = this.options.env ?? process.env;
     const value = env[v.name];
     if (value === undefined) {
@@ -549,9 +568,15 @@ class RuleCompiler {
     switch (s.kind) {
       case 'webhook': {
         const url = this.setting(s.url);
+        // The message never quotes the URL: many hooks carry their token in the path.
         if (s.url.kind === 'string' && url.trim() === '') this.error('compile/empty-url', 'the webhook URL is empty', s.url.span);
         else if (s.url.kind === 'string' && !isHttpUrl(url)) {
-          this.error('compile/bad-url', `'${url}' is not an http(s) URL`, s.url.span);
+          this.error('compile/bad-url', 'the webhook URL is not an http(s) URL', s.url.span);
+        } else if (s.url.kind === 'string' && this.options.webhookPolicy) {
+          const u = new URL(url);
+          const port = u.port !== '' ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+          const why = this.options.webhookPolicy.checkHost(u.hostname, port);
+          if (why !== null) this.error('compile/webhook-refused', `webhook target refused: ${why} (${ALLOW_HINT})`, s.url.span);
         } else if (s.url.kind === 'env') this.notEmptyEnv(s.url, url);
         for (const h of s.headers) {
           if (!HTTP_TOKEN.test(h.name.value)) {

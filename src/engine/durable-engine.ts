@@ -14,6 +14,7 @@
 // partial matches are counted), a removed rule's state is deleted.
 
 import { createHash } from 'node:crypto';
+import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -68,6 +69,7 @@ export class DurableEngine {
   private readonly idempotencyTtlMs: number;
   private readonly lateKeep: number;
   private readonly outboxKeep: number;
+  private readonly webhookPolicy: WebhookAddressPolicy;
 
   /** Rules directory files (path → text) and API rule texts (name → text). */
   private readonly fileSources = new Map<string, string>();
@@ -119,6 +121,7 @@ export class DurableEngine {
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? 24 * 3600_000;
     this.lateKeep = options.lateKeepPerStream ?? 10_000;
     this.outboxKeep = options.outboxKeep ?? 100_000;
+    this.webhookPolicy = options.webhookPolicy ?? new WebhookAddressPolicy();
     this.engine = new Engine({
       now: this.now,
       output: {
@@ -337,7 +340,12 @@ export class DurableEngine {
   }
 
   private compile(overrides?: SourceOverrides): CompiledProgram {
-    return compileSources(this.sourceList(overrides), { env: this.options.env, configuredSinks: this.options.configuredSinks });
+    return compileSources(this.sourceList(overrides), {
+      env: this.options.env,
+      envPrefix: this.options.envPrefix,
+      webhookPolicy: this.webhookPolicy,
+      configuredSinks: this.options.configuredSinks,
+    });
   }
 
   private originOf(rule: CompiledRule): { origin: 'file' | 'api'; file: string | null } {

@@ -31,6 +31,10 @@ export interface ServiceOptions {
    * with a sink of another kind loads with a warning. Absent: not checked.
    */
   configuredSinks?: { email: boolean; mqtt: boolean };
+  /** env("NAME") reads only names with this prefix (VIGIL_ENV_PREFIX); default VIGIL_SECRET_. */
+  envPrefix?: string;
+  /** Where webhooks may post (VIGIL_WEBHOOK_ALLOW); literal targets it refuses do not compile. Default: no internal address. */
+  webhookPolicy?: import('../core/webhook-address-policy.js').WebhookAddressPolicy;
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
   /** Structured logger (pino); default silent. */

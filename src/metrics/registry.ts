@@ -43,6 +43,8 @@ export interface VigilMetrics {
   countHttpIngest(outcome: string): void;
   /** A rule load refused because of compile errors. */
   ruleLoadError(): void;
+  /** One webhook delivery refused by the address policy (vigil_webhook_refused_total). */
+  webhookRefused(): void;
   /**
    * Partial matches lost because a rule was replaced by a version with another pattern
    * (vigil_rule_partial_matches_dropped_total{reason="rule_changed"}); the engine does not count
@@ -156,6 +158,7 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
     },
   });
   const loadErrors = new Counter(config('vigil_rule_load_errors_total'));
+  const webhookRefused = new Counter(config('vigil_webhook_refused_total'));
 
   // ------------------------------------------------------------ state and checkpoints
 
@@ -226,6 +229,9 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
     },
     ruleLoadError() {
       loadErrors.inc();
+    },
+    webhookRefused() {
+      webhookRefused.inc();
     },
     ruleChanged(rule, droppedPartials) {
       if (droppedPartials > 0) ruleChangedDrops.set(rule, (ruleChangedDrops.get(rule) ?? 0) + droppedPartials);

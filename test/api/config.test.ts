@@ -24,6 +24,8 @@ describe('loadConfig', () => {
       idempotencyTtlMs: 86_400_000,
       outboxKeep: 100_000,
       lateKeep: 10_000,
+      webhookAllow: [],
+      envPrefix: 'VIGIL_SECRET_',
       fromSavepoint: null,
     });
   });

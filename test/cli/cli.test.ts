@@ -203,12 +203,12 @@ describe('vigil run', () => {
 describe('vigil run --deliver', () => {
   it('sends each alert through its sinks (a real webhook receiver) and still prints the records', async () => {
     const { spawn } = await import('node:child_process');
-    const { startHttpReceiver } = await import('../helpers/http-receiver.js');
+    const { startHttpReceiver, TEST_WEBHOOK_ALLOW } = await import('../helpers/http-receiver.js');
     const receiver = await startHttpReceiver(() => ({ status: 200 }));
     try {
       const rules = RULES.replace('within 10m', `within 10m\n  alert high "Card {card}" to webhook "${receiver.url}/hook"`).replace(/\n  alert high "Card \{card\}: [^\n]*/, '');
       const p = file('deliver.vigil', rules);
-      const child = spawn(process.execPath, [bin, 'run', p, '--events', '-', '--deliver'], { cwd: dir, env: { ...process.env, VIGIL_LOG_LEVEL: 'silent' } });
+      const child = spawn(process.execPath, [bin, 'run', p, '--events', '-', '--deliver'], { cwd: dir, env: { ...process.env, VIGIL_LOG_LEVEL: 'silent', VIGIL_WEBHOOK_ALLOW: TEST_WEBHOOK_ALLOW } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c) => (stdout += c));
@@ -222,6 +222,30 @@ describe('vigil run --deliver', () => {
       expect(receiver.requests).toHaveLength(1);
       expect(receiver.requests[0]!.headers['idempotency-key']).toBe(record.id);
       expect(JSON.parse(receiver.requests[0]!.body).id).toBe(record.id);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('refuses an internal target unless VIGIL_WEBHOOK_ALLOW lists it: a compile error, exit 1, nothing sent', async () => {
+    const { spawn } = await import('node:child_process');
+    const { startHttpReceiver } = await import('../helpers/http-receiver.js');
+    const receiver = await startHttpReceiver(() => ({ status: 200 }));
+    try {
+      const rules = RULES.replace('within 10m', `within 10m\n  alert high "Card {card}" to webhook "${receiver.url}/hook"`).replace(/\n  alert high "Card \{card\}: [^\n]*/, '');
+      const p = file('refused.vigil', rules);
+      const env = { ...process.env, VIGIL_LOG_LEVEL: 'silent' };
+      delete env.VIGIL_WEBHOOK_ALLOW;
+      const child = spawn(process.execPath, [bin, 'run', p, '--events', '-', '--deliver'], { cwd: dir, env });
+      let stderr = '';
+      child.stderr.on('data', (c) => (stderr += c));
+      child.stdout.resume();
+      child.stdin.end('{"card":"c1","ts":1000,"amount":1}\n{"card":"c1","ts":2000,"amount":2}\n{"card":"c1","ts":3000,"amount":900}\n');
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toContain('webhook target refused');
+      expect(stderr).toContain('127.0.0.1 is a loopback address');
+      expect(receiver.requests).toHaveLength(0);
     } finally {
       await receiver.close();
     }

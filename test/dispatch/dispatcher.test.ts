@@ -8,7 +8,7 @@ import { Dispatcher, queueKeyOf, type DeliveryMetricOutcome } from '../../src/di
 import type { DurableEngine } from '../../src/engine/durable-engine.js';
 import { createSinkRegistry, type SinkRegistry } from '../../src/sinks/registry.js';
 import { retryPolicy } from '../../src/sinks/retry.js';
-import { startHttpReceiver, type HttpReceiver } from '../helpers/http-receiver.js';
+import { startHttpReceiver, testWebhookPolicy, type HttpReceiver } from '../helpers/http-receiver.js';
 import { startTestSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js';
 import { openTestCore, until, type TestCore } from './helpers.js';
 
@@ -53,7 +53,7 @@ afterEach(async () => {
 
 async function setup(rules: (port: string) => string, receiverUrl: string, opts: { policy?: typeof fast; smtpUrl?: string } = {}) {
   const t = await openTestCore(stream + rules(receiverUrl));
-  const registry = createSinkRegistry({ logger: silent, smtpUrl: opts.smtpUrl ?? null });
+  const registry = createSinkRegistry({ logger: silent, smtpUrl: opts.smtpUrl ?? null, webhook: { policy: testWebhookPolicy() } });
   const outcomes: { sink: string; outcome: DeliveryMetricOutcome; latency?: number }[] = [];
   const dispatcher = new Dispatcher(t.core, registry, {
     policy: opts.policy ?? fast,
@@ -191,7 +191,7 @@ describe('Dispatcher', () => {
     const core2 = await t.reopen();
     expect(core2.unfinishedDeliveries().map((e) => Object.keys(e.delivery).filter((n) => e.delivery[n]!.state !== 'delivered'))).toEqual([['1:webhook']]);
 
-    const registry2 = createSinkRegistry({ logger: silent });
+    const registry2 = createSinkRegistry({ logger: silent, webhook: { policy: testWebhookPolicy() } });
     const dispatcher2 = new Dispatcher(core2, registry2, { policy });
     cleanups.push(() => registry2.close(), () => dispatcher2.stop());
     dispatcher2.start();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DurableEngine } from '../../src/engine/durable-engine.js';
 import type { ServiceOptions } from '../../src/engine/types.js';
+import { testWebhookPolicy } from '../helpers/http-receiver.js';
 
 export interface TestCore {
   core: DurableEngine;
@@ -21,7 +22,8 @@ export async function openTestCore(rules: string, extra: Partial<ServiceOptions>
   const rulesDir = join(dir, 'rules');
   mkdirSync(rulesDir);
   writeFileSync(join(rulesDir, 'test.vigil'), rules);
-  const options: ServiceOptions = { dataDir: join(dir, 'data'), rulesDir, watchRules: false, checkpointMs: 5, ...extra };
+  // Receivers listen on 127.0.0.1: allowed as in every test (see TEST_WEBHOOK_ALLOW).
+  const options: ServiceOptions = { dataDir: join(dir, 'data'), rulesDir, watchRules: false, checkpointMs: 5, webhookPolicy: testWebhookPolicy(), ...extra };
   const t: TestCore = {
     core: await DurableEngine.open(options),
     options,

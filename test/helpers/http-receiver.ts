@@ -11,6 +11,18 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebhookAddressPolicy } from '../../src/core/webhook-address-policy.js';
+
+/**
+ * Receivers listen on loopback, which webhooks may not reach unless allowed: every test that
+ * delivers to a receiver allows exactly this (VIGIL_WEBHOOK_ALLOW / --webhook-allow).
+ */
+export const TEST_WEBHOOK_ALLOW = '127.0.0.1';
+
+/** The address policy of tests: 127.0.0.1 allowed (the service's own endpoint still refused when `self` is given). */
+export function testWebhookPolicy(self?: () => { port: number } | null): WebhookAddressPolicy {
+  return new WebhookAddressPolicy([TEST_WEBHOOK_ALLOW], self);
+}
 
 export interface ReceivedRequest {
   method: string;

@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { TEST_WEBHOOK_ALLOW } from './http-receiver.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/vigil.js', import.meta.url));
 
@@ -22,7 +23,8 @@ export interface SpawnResult {
 /** Spawns `vigil serve ARGS` (does not wait for it to listen). */
 export function spawnServe(args: string[], env: Record<string, string> = {}): SpawnResult {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], {
-    env: { PATH: process.env.PATH ?? '', VIGIL_LOG_LEVEL: 'info', ...env },
+    // Receivers listen on 127.0.0.1: allowed for every test service (an `env` given wins).
+    env: { PATH: process.env.PATH ?? '', VIGIL_LOG_LEVEL: 'info', VIGIL_WEBHOOK_ALLOW: TEST_WEBHOOK_ALLOW, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -10,6 +10,8 @@ import { buildServer, type ServerOptions } from '../../src/api/server.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { DurableEngine } from '../../src/engine/durable-engine.js';
 import type { ServiceOptions } from '../../src/engine/types.js';
+import { WebhookAddressPolicy } from '../../src/core/webhook-address-policy.js';
+import { TEST_WEBHOOK_ALLOW } from './http-receiver.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -51,12 +53,15 @@ export async function startService(opts: StartOptions = {}): Promise<TestService
   const rulesDir = tempDir('vigil-rules-');
   mkdirSync(rulesDir, { recursive: true });
   for (const [name, text] of Object.entries(opts.rules ?? {})) writeFileSync(join(rulesDir, name), text);
-  const config = loadConfig(['--data-dir', dataDir, '--rules-dir', rulesDir, '--checkpoint-ms', '2', ...(opts.flags ?? [])], {});
+  // Receivers listen on 127.0.0.1: allowed here, once for every test (a flag given later wins).
+  const config = loadConfig(['--data-dir', dataDir, '--rules-dir', rulesDir, '--checkpoint-ms', '2', '--webhook-allow', TEST_WEBHOOK_ALLOW, ...(opts.flags ?? [])], {});
   const core = await DurableEngine.open({
     dataDir,
     rulesDir,
     checkpointMs: config.checkpointMs,
     idempotencyTtlMs: config.idempotencyTtlMs,
+    envPrefix: config.envPrefix,
+    webhookPolicy: new WebhookAddressPolicy(config.webhookAllow),
     watchRules: false,
     logger: silent,
     ...opts.core,

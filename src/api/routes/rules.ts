@@ -5,16 +5,36 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { renderDiagnostic, type Diagnostic } from '../../core/diagnostics.js';
+import { redactRuleText } from '../../dsl/redact.js';
 import { JSON_TYPE, mediaType, NDJSON_TYPE, parseJson } from '../body.js';
 import { apiError, errorSchema } from '../errors.js';
 import type { RouteContext } from '../server.js';
-import { requireToken } from './auth.js';
+import { requireToken, tokenMatches } from './auth.js';
 
 const TEXT_TYPE = 'text/plain';
 
 /** A diagnostic as the API shows it: position, message, code, and the rendered line with a caret. */
 export function apiDiagnostic(d: Diagnostic, source: string | undefined): Record<string, unknown> {
   return { severity: d.severity, line: d.line, col: d.col, message: d.message, code: d.code, file: d.file, rendered: renderDiagnostic(d, source) };
+}
+
+/**
+ * Diagnostics of one text as the API shows them. Lines are rendered from the redacted text
+ * (redacted once per answer, not per diagnostic): answers never quote a sink secret.
+ */
+export function apiDiagnostics(list: readonly Diagnostic[], source: string | undefined): Record<string, unknown>[] {
+  if (list.length === 0) return [];
+  const shown = source === undefined ? undefined : redactRuleText(source);
+  return list.map((d) => apiDiagnostic(d, shown));
+}
+
+/**
+ * A rule as answered: the text with its sink secrets redacted (`<secret>`), unless `reveal`
+ * (the request carries the API token). Without a configured token nobody is told apart, so
+ * the text is always redacted.
+ */
+export function shownRule<T extends { text: string }>(rule: T, reveal = false): T {
+  return reveal ? rule : { ...rule, text: redactRuleText(rule.text) };
 }
 
 const diagnosticSchema = {
@@ -58,7 +78,8 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
   }, async (req) => {
     const rule = core.getRule(req.params.id);
     if (rule === null) throw apiError('VIGIL_ERR_RULE_NOT_FOUND', [req.params.id]);
-    return rule;
+    const token = ctx.config.apiToken;
+    return shownRule(rule, token !== null && tokenMatches(req.headers.authorization, token));
   });
 
   app.post<{ Querystring: { id?: string }; Body: string }>('/rules/validate', {
@@ -75,7 +96,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
   }, async (req) => {
     const text = textBody(req.body, req.headers['content-type']);
     const { errors, warnings } = core.validateRule(text, req.query.id);
-    return { ok: errors.length === 0, errors: errors.map((d) => apiDiagnostic(d, text)), warnings: warnings.map((d) => apiDiagnostic(d, text)) };
+    return { ok: errors.length === 0, errors: apiDiagnostics(errors, text), warnings: apiDiagnostics(warnings, text) };
   });
 
   app.post<{ Params: { id: string }; Querystring: { stream?: string }; Body: string }>('/rules/:id/backtest', {
@@ -119,7 +140,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
     if (text === null && core.getRule(req.params.id) === null) throw apiError('VIGIL_ERR_RULE_NOT_FOUND', [req.params.id]);
     const result = await core.backtest({ text, id: text === null ? req.params.id : null, events, ...(stream !== undefined ? { stream } : {}) });
     const source = text ?? core.getRule(req.params.id)?.text;
-    return { records: result.records, errors: result.errors, diagnostics: result.diagnostics.map((d) => apiDiagnostic(d, source)) };
+    return { records: result.records, errors: result.errors, diagnostics: apiDiagnostics(result.diagnostics, source) };
   });
 
   // Writes: the token hook lives only in this child plugin.
@@ -148,17 +169,17 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
       const id = req.params.id;
       const result = await core.putRule(id, text);
       if (!result.ok) {
-        const errors = result.errors.map((d) => apiDiagnostic(d, text));
+        const errors = apiDiagnostics(result.errors, text);
         if (result.status === 409) throw apiError('VIGIL_ERR_RULE_FROM_FILE', [id], {}, errors.length > 0 ? { errors } : {});
         throw apiError('VIGIL_ERR_RULE_INVALID', [id, String(result.errors.length)], {}, { errors });
       }
       req.log.info({ rule: id, version: result.rule.version, created: result.created, droppedPartialMatches: result.droppedPartialMatches }, 'rule stored');
       return reply.code(result.created ? 201 : 200).send({
-        rule: result.rule,
+        rule: shownRule(result.rule),
         created: result.created,
         keptPartialMatches: result.keptPartialMatches,
         droppedPartialMatches: result.droppedPartialMatches,
-        warnings: result.warnings.map((d) => apiDiagnostic(d, text)),
+        warnings: apiDiagnostics(result.warnings, text),
       });
     });
 

@@ -14,8 +14,18 @@
 //   body: JSON.stringify(alert)
 //
 // Classification: 2xx → delivered; 408, 429, 5xx, connection errors, timeouts → retryable
-// (429/503 with `Retry-After`, in seconds or an HTTP-date, pass the hint on); 3xx (redirects
-// are not followed: a POST must not silently change target) and other 4xx → not retryable.
+// (429/503 with `Retry-After`, in seconds or an HTTP-date, pass the hint on); other 4xx → not
+// retryable. Redirects (301, 302, 303, 307, 308) are followed, at most MAX_REDIRECTS of them,
+// as Alertmanager's Go client does: 307/308 repeat the POST with its body, 301/302/303 become
+// a GET without body; a redirect to another origin drops the configured headers (they are
+// often bearer tokens meant for the first receiver). A redirect with no usable Location, past
+// the limit, or to a refused target is a permanent failure.
+//
+// Reach (../../core/webhook-address-policy.ts): the target of every request — the first and
+// each redirect — is checked against the address policy: an IP literal before connecting, a
+// host name inside the socket's `lookup`, so the address checked is the address connected to
+// (no check-then-connect race). A refused target is a permanent failure that says why (the
+// host only, never path or query).
 //
 // Verifying the signature, on the receiver (see `verifySignature` below, which does exactly
 // this and may be copied):
@@ -26,12 +36,16 @@
 //   5. Drop duplicates by Idempotency-Key (delivery is at least once).
 //   e.g. shell: printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$secret"
 //
-// Must not: retry, follow redirects, leave sockets open after close(), or let the secret or
-// a signature reach an error text or a log line (errors are stored and served by the API).
+// Must not: retry, follow redirects beyond the limit or to a refused address, leave sockets
+// open after close(), or let the secret, a configured header value or a signature reach an
+// error text or a log line (errors are stored and served by the API).
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import http from 'node:http';
+import { isIP } from 'node:net';
 import https from 'node:https';
+import { AddressRefused, ALLOW_HINT, WebhookAddressPolicy } from '../../core/webhook-address-policy.js';
 import type { AlertRecord, Delivery } from '../../core/alert.js';
 import {
   abortText,
@@ -66,12 +80,22 @@ const ERROR_SNIPPET_CHARS = 256;
 const ERROR_BODY_BYTES = 8192;
 /** A response body larger than this is not drained for keep-alive: the socket is dropped. */
 const MAX_DRAIN_BYTES = 1 << 20;
+/** Redirects followed per attempt (Go's client stops at 10; a webhook needs few). */
+export const MAX_REDIRECTS = 3;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export interface WebhookSinkOptions {
   /** Sockets kept open per origin between deliveries (keep-alive). Default 4. */
   maxFreeSockets?: number;
   /** Clock for the signature timestamp, epoch ms; for tests. */
   now?: () => number;
+  /**
+   * Where deliveries may go (VIGIL_WEBHOOK_ALLOW, the service's own endpoint). Default: no
+   * internal address allowed.
+   */
+  policy?: WebhookAddressPolicy;
+  /** Called once per delivery refused by the policy (for vigil_webhook_refused_total). */
+  onRefused?: () => void;
 }
 
 /** `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. */
@@ -122,9 +146,13 @@ export class WebhookSink implements Sink {
   readonly #httpAgent: http.Agent;
   readonly #httpsAgent: https.Agent;
   readonly #now: () => number;
+  readonly #policy: WebhookAddressPolicy;
+  readonly #onRefused: () => void;
   #closed = false;
 
   constructor(options: WebhookSinkOptions = {}) {
+    this.#policy = options.policy ?? new WebhookAddressPolicy();
+    this.#onRefused = options.onRefused ?? (() => undefined);
     const agentOptions = { keepAlive: true, maxFreeSockets: options.maxFreeSockets ?? 4 };
     this.#httpAgent = new http.Agent(agentOptions);
     this.#httpsAgent = new https.Agent(agentOptions);
@@ -147,8 +175,6 @@ export class WebhookSink implements Sink {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       return permanent(`webhook: unsupported URL scheme ${url.protocol}`);
     }
-    const target = url.origin;
-
     // 2. Body and headers; the signature covers the exact bytes sent.
     const body = Buffer.from(JSON.stringify(alert), 'utf8');
     const headers: Record<string, string> = {};
@@ -178,21 +204,60 @@ export class WebhookSink implements Sink {
     ];
     const fail = (make: (text: string) => DeliveryOutcome, text: string) => make(redact(text, secrets));
 
-    // 3. One request.
+    // 3. The request, and the redirects it leads to.
+    let method: 'POST' | 'GET' = 'POST';
+    let sendHeaders = headers;
+    let target = url.origin;
     try {
-      const response = await this.#post(url, headers, body, signal);
-      const { status } = response;
-      if (status >= 200 && status < 300) return delivered;
-      const shown = redactAndTruncate(response.body.replace(/\s+/g, ' ').trim(), ERROR_SNIPPET_CHARS, secrets);
-      const snippet = shown ? `: ${shown}` : '';
-      const text = `webhook ${target} answered ${status}${snippet}`;
-      if (status === 408 || status === 429 || status >= 500) {
-        const hint = status === 429 || status === 503 ? parseRetryAfter(response.retryAfter) : undefined;
-        return fail((t) => retryable(t, hint), text);
+      for (let hop = 0; ; hop++) {
+        const refused = this.#refusal(url);
+        if (refused !== null) {
+          this.#onRefused();
+          return fail(permanent, `webhook ${target}: target refused: ${refused} (${ALLOW_HINT})`);
+        }
+        const response = await this.#send(url, method, sendHeaders, method === 'POST' ? body : null, signal);
+        const { status } = response;
+        if (status >= 200 && status < 300) return delivered;
+        if (REDIRECTS.has(status)) {
+          if (hop >= MAX_REDIRECTS) return fail(permanent, `webhook ${target} answered ${status}: more than ${MAX_REDIRECTS} redirects`);
+          let next: URL;
+          try {
+            if (!response.location) throw new Error('no Location');
+            next = new URL(response.location, url);
+          } catch {
+            return fail(permanent, `webhook ${target} answered ${status} without a usable Location`);
+          }
+          if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+            return fail(permanent, `webhook ${target} answered ${status}: redirect to unsupported URL scheme ${next.protocol}`);
+          }
+          if (next.origin !== url.origin) {
+            // Configured headers (bearer tokens) stay with the receiver they were written for.
+            sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([name]) => RESERVED_HEADERS.has(name.toLowerCase())));
+          }
+          if (status === 301 || status === 302 || status === 303) {
+            method = 'GET';
+            sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([name]) => !/^content-(type|length)$/i.test(name)));
+          }
+          secrets.push(next.username, next.password);
+          url = next;
+          target = `${target} → ${url.origin}`;
+          continue;
+        }
+        const shown = redactAndTruncate(response.body.replace(/\s+/g, ' ').trim(), ERROR_SNIPPET_CHARS, secrets);
+        const snippet = shown ? `: ${shown}` : '';
+        const text = `webhook ${target} answered ${status}${snippet}`;
+        if (status === 408 || status === 429 || status >= 500) {
+          const hint = status === 429 || status === 503 ? parseRetryAfter(response.retryAfter) : undefined;
+          return fail((t) => retryable(t, hint), text);
+        }
+        return fail(permanent, text);
       }
-      return fail(permanent, text);
     } catch (err) {
       if (signal.aborted) return fail(retryable, `webhook ${target}: ${abortText(signal)}`);
+      if (err instanceof AddressRefused) {
+        this.#onRefused();
+        return fail(permanent, `webhook ${target}: target refused: ${err.message} (${ALLOW_HINT})`);
+      }
       const code = (err as NodeJS.ErrnoException).code;
       const text = `webhook ${target}: ${code && !errorText(err).includes(code) ? `${code} ` : ''}${errorText(err)}`;
       // Headers with forbidden characters are a configuration error: no retry mends them.
@@ -203,6 +268,13 @@ export class WebhookSink implements Sink {
     }
   }
 
+  /** Why an IP-literal target is refused (no lookup happens for it), or null. Names are judged after DNS. */
+  #refusal(url: URL): string | null {
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(host) === 0 || this.#policy.allowsName(url.hostname)) return null;
+    return this.#policy.checkAddress(host, portOf(url));
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     // destroy() ends pooled keep-alive sockets and any request still in flight.
@@ -211,18 +283,21 @@ export class WebhookSink implements Sink {
   }
 
   /** Sends the request; resolves with the status once the head arrives and the body is read. */
-  #post(
+  #send(
     url: URL,
+    method: 'POST' | 'GET',
     headers: Record<string, string>,
-    body: Buffer,
+    body: Buffer | null,
     signal: AbortSignal,
-  ): Promise<{ status: number; retryAfter: string | undefined; body: string }> {
+  ): Promise<{ status: number; retryAfter: string | undefined; location: string | undefined; body: string }> {
     return new Promise((resolve, reject) => {
       const client = url.protocol === 'https:' ? https : http;
       const request = client.request(url, {
-        method: 'POST',
+        method,
         headers,
         agent: url.protocol === 'https:' ? this.#httpsAgent : this.#httpAgent,
+        // The address policy judges what the name resolves to, inside the connect itself.
+        lookup: checkedLookup(this.#policy, url.hostname, portOf(url)),
         signal,
       });
       request.on('error', reject);
@@ -243,6 +318,7 @@ export class WebhookSink implements Sink {
           resolve({
             status: response.statusCode ?? 0,
             retryAfter: headerValue(response.headers['retry-after']),
+            location: headerValue(response.headers.location),
             body: Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8'),
           });
         response.on('end', settle);
@@ -250,9 +326,43 @@ export class WebhookSink implements Sink {
         response.on('close', settle);
         response.on('error', () => undefined);
       });
-      request.end(body);
+      if (body === null) request.end();
+      else request.end(body);
     });
   }
+}
+
+function portOf(url: URL): number {
+  return url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for the socket: resolves like `dns.lookup`, then hands the connect only the
+ * addresses the policy allows, and fails with AddressRefused when none is left. A name
+ * allowed as such is not checked.
+ */
+function checkedLookup(policy: WebhookAddressPolicy, hostname: string, port: number) {
+  return (name: string, options: LookupOptions, callback: LookupCallback): void => {
+    dnsLookup(name, { ...options, all: true }, (err, resolved) => {
+      if (err) return callback(err, []);
+      let addresses = resolved;
+      if (!policy.allowsName(hostname)) {
+        let first: string | null = null;
+        addresses = resolved.filter((a) => {
+          const why = policy.checkAddress(a.address, port);
+          first ??= why;
+          return why === null;
+        });
+        if (addresses.length === 0) return callback(new AddressRefused(`${hostname} resolves to ${first ?? 'no address'}`), []);
+      }
+      if (options.all) return callback(null, addresses);
+      const first = addresses[0];
+      if (!first) return callback(Object.assign(new Error(`${name}: no address`), { code: 'ENOTFOUND' }), []);
+      callback(null, first.address, first.family);
+    });
+  };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
