@@ -22,6 +22,8 @@ export interface ReplayInput {
   /** Called for each alert (e.g. to deliver it with `--deliver`). */
   /** Called for each alert, synchronously, while `scope` still holds its match (e.g. for `--deliver`). */
   onAlert?: (record: AlertRecord, alert: CompiledAlert, scope: EvalScope) => void;
+  /** Called after each event taken in (a backtest checks its limits here; it may throw to stop). */
+  onProgress?: (engine: Engine) => void;
 }
 
 export type OutputRecord = AlertRecord | LateRecord;
@@ -120,6 +122,7 @@ export async function replayCompiled(
     }
     const result = engine.ingest(stream, event, Date.now());
     if (result.status === 'rejected') onError(`${name}:${lineNo}: rejected: ${result.error}`);
+    else input.onProgress?.(engine);
   };
 
   if (typeof input.events === 'string') {

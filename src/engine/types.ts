@@ -28,6 +28,10 @@ export interface ServiceOptions {
   env?: Record<string, string | undefined>;
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
+  /** Bounds of validate and backtest runs (work threads); defaults in work-pool.ts. */
+  work?: Partial<import('./work-pool.js').WorkLimits>;
+  /** Called after each validate or backtest run, with how it ended (metrics). */
+  onWork?: (kind: import('./work-pool.js').WorkKind, outcome: import('./work-pool.js').WorkOutcome, seconds: number) => void;
   /** Structured logger (pino); default silent. */
   logger?: import('pino').Logger;
 }
@@ -166,6 +170,8 @@ export class ServiceError extends Error {
     readonly code: string,
     message: string,
     readonly status: number,
+    /** More about the error, merged into the answer's `error` object (e.g. which work limit). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
