@@ -75,6 +75,7 @@ export async function serve(args: string[]): Promise<number> {
   }
 
   let fatal: ((error: Error) => void) | null = null;
+  let countWork: ((kind: string, outcome: string) => void) | null = null;
   let core: DurableEngine;
   try {
     core = await DurableEngine.open({
@@ -84,6 +85,8 @@ export async function serve(args: string[]): Promise<number> {
       idempotencyTtlMs: config.idempotencyTtlMs,
       outboxKeep: config.outboxKeep,
       lateKeepPerStream: config.lateKeep,
+      work: { timeMs: config.workTimeMs, memoryMb: config.workMemoryMb, concurrency: config.workConcurrency, maxEvents: config.backtestMaxEvents, maxPartials: config.backtestMaxPartials },
+      onWork: (kind, outcome) => countWork?.(kind, outcome),
       env: process.env,
       logger,
       onFatal: (error) => fatal?.(error),
@@ -107,6 +110,7 @@ export async function serve(args: string[]): Promise<number> {
     for (const e of entries) metrics.countAlert(e.alert.rule, e.alert.kind);
   });
   core.onRuleLoadError(() => metrics.ruleLoadError());
+  countWork = (kind, outcome) => metrics.countWorkRun(kind, outcome);
 
   // MQTT: one connection for ingest (`source mqtt` filters) and the `to mqtt` sink.
   let source: MqttSource | null = null;

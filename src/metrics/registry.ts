@@ -43,6 +43,8 @@ export interface VigilMetrics {
   countHttpIngest(outcome: string): void;
   /** A rule load refused because of compile errors. */
   ruleLoadError(): void;
+  /** One validate or backtest run, by how it ended (vigil_work_runs_total). */
+  countWorkRun(kind: string, outcome: string): void;
   /**
    * Partial matches lost because a rule was replaced by a version with another pattern
    * (vigil_rule_partial_matches_dropped_total{reason="rule_changed"}); the engine does not count
@@ -156,6 +158,7 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
     },
   });
   const loadErrors = new Counter(config('vigil_rule_load_errors_total'));
+  const workRuns = new Counter(config('vigil_work_runs_total'));
 
   // ------------------------------------------------------------ state and checkpoints
 
@@ -226,6 +229,9 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
     },
     ruleLoadError() {
       loadErrors.inc();
+    },
+    countWorkRun(kind, outcome) {
+      workRuns.inc({ kind, outcome });
     },
     ruleChanged(rule, droppedPartials) {
       if (droppedPartials > 0) ruleChangedDrops.set(rule, (ruleChangedDrops.get(rule) ?? 0) + droppedPartials);

@@ -23,6 +23,11 @@ describe('loadConfig', () => {
       idempotencyTtlMs: 86_400_000,
       outboxKeep: 100_000,
       lateKeep: 10_000,
+      workTimeMs: 10_000,
+      workMemoryMb: 256,
+      workConcurrency: 2,
+      backtestMaxEvents: 100_000,
+      backtestMaxPartials: 200_000,
       fromSavepoint: null,
     });
   });

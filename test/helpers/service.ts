@@ -57,6 +57,7 @@ export async function startService(opts: StartOptions = {}): Promise<TestService
     rulesDir,
     checkpointMs: config.checkpointMs,
     idempotencyTtlMs: config.idempotencyTtlMs,
+    work: { timeMs: config.workTimeMs, memoryMb: config.workMemoryMb, concurrency: config.workConcurrency, maxEvents: config.backtestMaxEvents, maxPartials: config.backtestMaxPartials },
     watchRules: false,
     logger: silent,
     ...opts.core,
