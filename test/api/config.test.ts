@@ -39,6 +39,13 @@ describe('loadConfig', () => {
     expect(loadConfig(['--port=7'], {}).port).toBe(7);
   });
 
+  test('work limits: set by flag or variable; the heap has a floor', () => {
+    const c = loadConfig(['--work-time-ms', '2500', '--backtest-max-events', '10'], { VIGIL_WORK_MEMORY_MB: '64', VIGIL_WORK_CONCURRENCY: '3', VIGIL_BACKTEST_MAX_PARTIALS: '99' });
+    expect(c).toMatchObject({ workTimeMs: 2500, workMemoryMb: 64, workConcurrency: 3, backtestMaxEvents: 10, backtestMaxPartials: 99 });
+    expect(() => loadConfig(['--work-memory-mb', '16'], {})).toThrow(/--work-memory-mb: "16" is below the minimum of 32/);
+    expect(() => loadConfig([], { VIGIL_WORK_CONCURRENCY: '0' })).toThrow(/VIGIL_WORK_CONCURRENCY/);
+  });
+
   test('an empty variable counts as unset', () => {
     expect(loadConfig([], { VIGIL_API_TOKEN: '', VIGIL_PORT: '' })).toMatchObject({ apiToken: null, port: 8080 });
   });

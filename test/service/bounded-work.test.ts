@@ -84,8 +84,10 @@ const REGEX = (re: string) => `rule re {
 `;
 
 test('hostile validate and backtest runs stop at their limits; /health and ingest are served meanwhile; memory stays bounded', async () => {
+  const outcomes: string[] = [];
   s = await startService({
     rules: { 's.vigil': STREAM_S + RULE_AB },
+    core: { onWork: (kind, outcome) => outcomes.push(`${kind} ${outcome}`) },
     flags: ['--work-time-ms', '1500', '--work-memory-mb', '96', '--backtest-max-partials', '20000', '--backtest-max-events', '5000'],
   });
   const url = await s.app.listen({ host: '127.0.0.1', port: 0 });
@@ -177,6 +179,9 @@ test('hostile validate and backtest runs stop at their limits; /health and inges
     expect(h.polls).toBeGreaterThan(10);
     expect(h.slowestMs).toBeLessThan(1000);
   }
+  // Every run was reported with how it ended (vigil_work_runs_total).
+  expect(outcomes).toEqual(expect.arrayContaining(['backtest partial_matches', 'backtest time', 'backtest events', 'backtest busy', 'backtest ok']));
+  expect(outcomes.some((o) => o === 'validate time' || o === 'validate memory')).toBe(true);
   // Every good event was taken.
   const streams = (await (await fetch(`${url}/streams`)).json()) as { streams: { name: string; accepted: number }[] };
   expect(streams.streams.find((x) => x.name === 's')!.accepted).toBe(sent);
