@@ -18,10 +18,10 @@ import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AlertRecord } from '../core/alert.js';
-import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
+import type { Diagnostic } from '../core/diagnostics.js';
 import type { Json, StreamEvent } from '../core/event.js';
 import { compileSources, type CompiledProgram, type CompiledRule, type SourceFile } from '../compiler/rule.js';
-import { checkRuleText, type RuleSources } from './rule-text.js';
+import { API_FILE_PREFIX, checkRuleText, type RuleSources } from './rule-text.js';
 import { WorkPool } from './work-pool.js';
 import { FINAL } from '../nfa/graph.js';
 import { Engine, type StreamRuntime } from '../runtime/engine.js';
@@ -47,7 +47,6 @@ import {
   type StreamInfo,
 } from './types.js';
 
-const API_FILE_PREFIX = 'api:';
 /** Waiting answers past which a commit starts at once (see afterCommit). */
 const EAGER_COMMIT_WAITERS = 1000;
 
@@ -871,9 +870,5 @@ function keyText(key: Json): string {
 function clampLimit(n: number | undefined): number {
   if (n === undefined || !Number.isFinite(n)) return 100;
   return Math.max(1, Math.min(1000, Math.floor(n)));
-}
-
-function syntheticError(message: string, file = 'request'): Diagnostic {
-  return diagnostic('error', 'service/rule', message, file, { offset: 0, endOffset: 0, line: 1, col: 1 });
 }
 
