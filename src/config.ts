@@ -28,6 +28,16 @@ export interface Config {
   idempotencyTtlMs: number;
   outboxKeep: number;
   lateKeep: number;
+  /** Wall-clock limit of one validate or backtest run (ms). */
+  workTimeMs: number;
+  /** Heap limit of one validate or backtest run's work thread (MiB). */
+  workMemoryMb: number;
+  /** Validate and backtest runs at once; more are refused with 503 and Retry-After. */
+  workConcurrency: number;
+  /** Most events one backtest replays. */
+  backtestMaxEvents: number;
+  /** Most partial matches one backtest holds at once. */
+  backtestMaxPartials: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
   /** Webhook targets allowed although internal: IPs, CIDR blocks, host names, `self`. */
@@ -51,6 +61,8 @@ interface Setting {
   kind: Kind;
   default: string | number | null;
   meaning: string;
+  /** Smallest value allowed (numbers). */
+  min?: number;
 }
 
 /** Every setting: the README table is built from this. */
@@ -72,6 +84,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'lateKeep', env: 'VIGIL_LATE_KEEP', flag: 'late-keep', kind: 'int', default: 10_000, meaning: 'Late events kept per stream on the late side output; the oldest are pruned beyond it.' },
   { key: 'webhookAllow', env: 'VIGIL_WEBHOOK_ALLOW', flag: 'webhook-allow', kind: 'allow-list', default: null, meaning: 'Webhook targets allowed although internal, comma-separated: IP addresses, CIDR blocks (`10.0.0.0/8`), host names, `self` (this service). Without it loopback, link-local, private and unspecified addresses and the service itself are refused (see docs/limits.md).' },
   { key: 'envPrefix', env: 'VIGIL_ENV_PREFIX', flag: 'env-prefix', kind: 'env-prefix', default: 'VIGIL_SECRET_', meaning: '`env("NAME")` in sink settings reads only variables whose names start with this; any other name is a compile error.' },
+  { key: 'workTimeMs', env: 'VIGIL_WORK_TIME_MS', flag: 'work-time-ms', kind: 'positive-int', default: 10_000, meaning: 'Wall-clock limit of one validate or backtest run (ms); the run is stopped and answered 422 VIGIL_ERR_WORK_LIMIT. Runs happen in work threads, never on the event loop. See docs/limits.md.' },
+  { key: 'workMemoryMb', env: 'VIGIL_WORK_MEMORY_MB', flag: 'work-memory-mb', kind: 'positive-int', default: 256, min: 32, meaning: 'Heap limit of the work thread of one validate or backtest run (MiB, at least 32); past it the run is stopped (422 VIGIL_ERR_WORK_LIMIT).' },
+  { key: 'workConcurrency', env: 'VIGIL_WORK_CONCURRENCY', flag: 'work-concurrency', kind: 'positive-int', default: 2, meaning: 'Validate and backtest runs at once; one more is refused at once with 503 VIGIL_ERR_WORK_BUSY and Retry-After.' },
+  { key: 'backtestMaxEvents', env: 'VIGIL_BACKTEST_MAX_EVENTS', flag: 'backtest-max-events', kind: 'positive-int', default: 100_000, meaning: 'Most events one backtest replays (422 VIGIL_ERR_WORK_LIMIT above).' },
+  { key: 'backtestMaxPartials', env: 'VIGIL_BACKTEST_MAX_PARTIALS', flag: 'backtest-max-partials', kind: 'positive-int', default: 200_000, meaning: 'Most partial matches one backtest may hold at once, over every rule and key (422 VIGIL_ERR_WORK_LIMIT above).' },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 
@@ -109,7 +126,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       out[s.key] = s.kind === 'allow-list' ? [] : s.default;
       continue;
     }
-    out[s.key] = convert(s.kind, raw, source);
+    const value = convert(s.kind, raw, source);
+    if (s.min !== undefined && typeof value === 'number' && value < s.min) throw new ConfigError(`${source}: ${JSON.stringify(raw)} is below the minimum of ${s.min}`);
+    out[s.key] = value;
   }
   return out as unknown as Config;
 }

@@ -149,8 +149,13 @@ describe('metrics registry', () => {
     metrics.countHttpIngest('accepted');
     metrics.ruleLoadError();
     metrics.ruleChanged('single_big', 7);
+    metrics.countWorkRun('backtest', 'time');
+    metrics.countWorkRun('backtest', 'time');
+    metrics.countWorkRun('validate', 'ok');
 
     let text = await metrics.metrics();
+    expect(sample(text, 'vigil_work_runs_total{kind="backtest",outcome="time"}')).toBe(2);
+    expect(sample(text, 'vigil_work_runs_total{kind="validate",outcome="ok"}')).toBe(1);
     expect(sample(text, 'vigil_checkpoints_total')).toBe(2);
     expect(sample(text, 'vigil_checkpoint_failures_total')).toBe(1);
     expect(sample(text, 'vigil_checkpoint_duration_seconds_count')).toBe(2);

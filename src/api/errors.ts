@@ -25,7 +25,9 @@ export const CATALOGUE = {
   VIGIL_ERR_STREAM_NOT_API: { status: 409, message: (name = '', where = '') => `stream '${name}' is not an API stream: it comes from ${where}` },
   VIGIL_ERR_BODY_TOO_LARGE: { status: 413, message: (limit = '') => `request body larger than the limit of ${limit} bytes (VIGIL_BODY_LIMIT)` },
   VIGIL_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: (got = '', want = '') => `${got === '' ? 'no Content-Type' : `unsupported Content-Type '${got}'`}${want ? `; use ${want}` : ''}` },
+  VIGIL_ERR_WORK_LIMIT: { status: 422, message: (limit = '', detail = '') => `the run went past its ${limit} limit${detail ? ` (${detail})` : ''} and was stopped; nothing else is affected` },
   VIGIL_ERR_INTERNAL: { status: 500, message: () => 'internal error (see the service log)' },
+  VIGIL_ERR_WORK_BUSY: { status: 503, message: (n = '') => `too many validate and backtest runs at once (at most ${n}, VIGIL_WORK_CONCURRENCY); retry after the Retry-After seconds` },
   VIGIL_ERR_NOT_READY: { status: 503, message: (detail = 'not ready') => `not ready: ${detail}` },
 } as const satisfies Record<string, Entry>;
 
@@ -94,7 +96,12 @@ interface FastifyLikeError {
 export function toApiError(err: unknown, bodyLimit: number, request?: RequestMedia): { error: ApiError; fault: boolean } {
   if (err instanceof ApiError) return { error: err, fault: err.status >= 500 };
   if (err instanceof ServiceError) {
-    return { error: new ApiError(err.code, err.message, err.status), fault: err.status >= 500 };
+    // Work limits carry their catalogue arguments: the message is the catalogue's.
+    const { args, ...details } = err.details as { args?: string[] };
+    if (Array.isArray(args) && (err.code === 'VIGIL_ERR_WORK_LIMIT' || err.code === 'VIGIL_ERR_WORK_BUSY')) {
+      return { error: apiError(err.code, args, details), fault: false };
+    }
+    return { error: new ApiError(err.code, err.message, err.status, details), fault: err.status >= 500 };
   }
   const e = err as FastifyLikeError;
   switch (e?.code) {

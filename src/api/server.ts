@@ -43,7 +43,7 @@ export interface ServiceCore {
   listRules(): RuleInfo[];
   getRule(id: string): RuleDetail | null;
   putRule(id: string, text: string): Promise<PutRuleResult>;
-  validateRule(text: string, id?: string): { errors: Diagnostic[]; warnings: Diagnostic[] };
+  validateRule(text: string, id?: string): Promise<{ id: string | null; errors: Diagnostic[]; warnings: Diagnostic[] }>;
   deleteRule(id: string): Promise<boolean>;
   getStream(name: string): StreamDetail | null;
   putStream(name: string, text: string): Promise<PutStreamResult>;
@@ -105,6 +105,7 @@ export function buildServer(core: ServiceCore, config: Config, logger: FastifyBa
     if (fault) req.log.error({ err }, 'request failed');
     else req.log.info({ code: error.code, status: error.status }, error.message);
     if (error.status === 401) reply.header('www-authenticate', 'Bearer realm="vigil"');
+    if (typeof error.details.retryAfterSeconds === 'number') reply.header('retry-after', String(error.details.retryAfterSeconds));
     return reply.code(error.status).type('application/json; charset=utf-8').send(error.body());
   });
   app.setNotFoundHandler((req, reply) => {

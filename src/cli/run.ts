@@ -30,6 +30,8 @@ export interface ReplayInput {
   onSummary?: (summary: ReplaySummary) => void;
   /** Compile options (the env() prefix, the webhook address policy with `--deliver`). */
   compile?: CompileOptions;
+  /** Called after each event taken in (a backtest checks its limits here; it may throw to stop). */
+  onProgress?: (engine: Engine) => void;
 }
 
 /** What a replay did with its input: per stream, and the lines that reached no stream. */
@@ -179,6 +181,7 @@ export async function replayCompiled(
     }
     const result = engine.ingest(stream, event, Date.now());
     if (result.status === 'rejected') onError(`${name}:${lineNo}: rejected: ${result.error}`);
+    else input.onProgress?.(engine);
     if (!engine.streams.has(stream)) unknownStreams.set(stream, (unknownStreams.get(stream) ?? 0) + 1);
   };
 

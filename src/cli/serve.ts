@@ -80,6 +80,7 @@ export async function serve(args: string[]): Promise<number> {
   const webhookPolicy = new WebhookAddressPolicy(config.webhookAllow, () => (listenPort === null ? null : { port: listenPort }));
 
   let fatal: ((error: Error) => void) | null = null;
+  let countWork: ((kind: string, outcome: string) => void) | null = null;
   let core: DurableEngine;
   try {
     core = await DurableEngine.open({
@@ -89,6 +90,8 @@ export async function serve(args: string[]): Promise<number> {
       idempotencyTtlMs: config.idempotencyTtlMs,
       outboxKeep: config.outboxKeep,
       lateKeepPerStream: config.lateKeep,
+      work: { timeMs: config.workTimeMs, memoryMb: config.workMemoryMb, concurrency: config.workConcurrency, maxEvents: config.backtestMaxEvents, maxPartials: config.backtestMaxPartials },
+      onWork: (kind, outcome) => countWork?.(kind, outcome),
       env: process.env,
       configuredSinks: { email: config.smtpUrl !== null, mqtt: config.mqttUrl !== null },
       envPrefix: config.envPrefix,
@@ -115,6 +118,7 @@ export async function serve(args: string[]): Promise<number> {
     for (const e of entries) metrics.countAlert(e.alert.rule, e.alert.kind);
   });
   core.onRuleLoadError(() => metrics.ruleLoadError());
+  countWork = (kind, outcome) => metrics.countWorkRun(kind, outcome);
 
   // MQTT: one connection for ingest (`source mqtt` filters) and the `to mqtt` sink.
   let source: MqttSource | null = null;

@@ -9,6 +9,13 @@ import { RE2JS } from 're2js';
 import type { RegexLit } from '../dsl/ast.js';
 import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
 
+/**
+ * Largest compiled program (RE2 instructions) of one regular expression. Matching costs the
+ * program size times the subject length, and counted repetitions multiply the program:
+ * `(a|b){1,1000}` is 4,002 instructions; realistic patterns stay under a few hundred.
+ */
+export const MAX_REGEX_PROGRAM = 1_000;
+
 /** Tests a subject string: an unanchored search, like RegExp.prototype.test. */
 export type RegexTest = (subject: string) => boolean;
 
@@ -63,6 +70,19 @@ export function compileRegex(lit: RegexLit, file: string, diagnostics: Diagnosti
         'error',
         'compile/regex',
         `invalid regular expression /${lit.source}/: ${shown}${hintFor(fragment)}`,
+        file,
+        lit.span,
+      ),
+    );
+    return null;
+  }
+  const size = re.programSize();
+  if (size > MAX_REGEX_PROGRAM) {
+    diagnostics.push(
+      diagnostic(
+        'error',
+        'compile/regex-too-large',
+        `regular expression /${lit.source.length > 60 ? lit.source.slice(0, 60) + '…' : lit.source}/ compiles to ${size} instructions; the limit is ${MAX_REGEX_PROGRAM.toLocaleString('en-US')} (counted repetitions such as {1,1000} multiply its size)`,
         file,
         lit.span,
       ),

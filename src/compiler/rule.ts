@@ -33,6 +33,12 @@ import { closest, didYouMean } from './suggest.js';
 export const DEFAULT_MAX_PARTIALS = 10_000;
 /** The default of `CompileOptions.envPrefix` (VIGIL_ENV_PREFIX). */
 export const DEFAULT_ENV_PREFIX = 'VIGIL_SECRET_';
+/** Highest `max partials` a rule may ask for (docs/limits.md, "Work per request"). */
+export const MAX_PARTIALS_CEILING = 1_000_000;
+/** Highest count in a quantifier (`{n}`, `{n,}`, `{n,m}`) of a step or group. */
+export const MAX_QUANTIFIER_COUNT = 10_000;
+/** Most syntax nodes (steps, conditions, operators, names, literals, template parts) in one rule. */
+export const MAX_RULE_NODES = 5_000;
 /** Longest rule or stream name. */
 export const MAX_NAME_LENGTH = 200;
 
@@ -100,6 +106,11 @@ export interface CompileOptions {
    * VIGIL_MQTT_URL) loads with a warning. Absent (e.g. `vigil check`): not checked.
    */
   configuredSinks?: { email: boolean; mqtt: boolean };
+  /**
+   * Rules declared in this file replace the rules of the same names in the other files, which
+   * are left out (a backtest of an edited rule runs the edit instead of the loaded version).
+   */
+  replacingFile?: string;
 }
 
 export interface CompiledProgram {
@@ -127,6 +138,14 @@ export function compileSources(files: SourceFile[], options: CompileOptions = {}
     const parsed = parseProgram(f.text, f.file);
     diagnostics.push(...parsed.diagnostics);
     programs.push(parsed.program);
+  }
+  const replacing = options.replacingFile === undefined ? undefined : programs.find((p) => p.file === options.replacingFile);
+  if (replacing) {
+    const names = new Set(replacing.decls.filter((d) => d.kind === 'rule').map((d) => d.name.name));
+    for (let i = 0; i < programs.length; i++) {
+      const p = programs[i]!;
+      if (p !== replacing) programs[i] = { ...p, decls: p.decls.filter((d) => d.kind !== 'rule' || !names.has(d.name.name)) };
+    }
   }
   const compiled = compilePrograms(programs, { ...options, parseErrors: diagnostics.filter((d) => d.severity === 'error') });
   diagnostics.push(...compiled.diagnostics);
@@ -160,6 +179,31 @@ export function compilePrograms(programs: Program[], options: CompileOptions = {
     }
   }
   return { rules, streams, diagnostics };
+}
+
+/**
+ * Counts the syntax nodes of a rule (every object of its tree with a `kind`), iteratively so
+ * that no tree can exhaust the stack. Returns the span of the node past `limit`, or null.
+ */
+function ruleNodesOver(decl: RuleDecl, limit: number): Span | null {
+  const stack: unknown[] = [decl];
+  let n = 0;
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (const x of v) if (x !== null && typeof x === 'object') stack.push(x);
+      continue;
+    }
+    const o = v as Record<string, unknown>;
+    if (typeof o.kind === 'string' && ++n > limit) return (o.span as Span | undefined) ?? decl.name.span;
+    for (const k in o) {
+      if (k === 'span') continue;
+      const x = o[k];
+      if (x !== null && typeof x === 'object') stack.push(x);
+    }
+  }
+  return null;
 }
 
 function sortDiagnostics(d: Diagnostic[]): Diagnostic[] {
@@ -201,6 +245,12 @@ class RuleCompiler {
 
   compile(): CompiledRule | null {
     const d = this.decl;
+    // Work a rule text can ask for is bounded before any of it is done.
+    const tooBig = ruleNodesOver(d, MAX_RULE_NODES);
+    if (tooBig !== null) {
+      this.error('compile/rule-too-large', `rule '${d.name.name}' has more than ${MAX_RULE_NODES.toLocaleString('en-US')} syntax nodes (the limit is reached here); split it into smaller rules`, tooBig);
+      return null;
+    }
     const clauses = this.uniqueClauses(d.clauses);
     const from = clauses.get('from') as Extract<RuleClause, { kind: 'from' }> | undefined;
     const match = clauses.get('match') as Extract<RuleClause, { kind: 'match' }> | undefined;
@@ -377,6 +427,10 @@ class RuleCompiler {
       this.error('compile/bad-count', `'${what}' needs a whole number of at least 1`, c.count.span);
       return dflt;
     }
+    if (what === 'max partials' && n > MAX_PARTIALS_CEILING) {
+      this.error('compile/max-partials-too-high', `'max partials' is at most ${MAX_PARTIALS_CEILING.toLocaleString('en-US')} (got ${n})`, c.count.span);
+      return dflt;
+    }
     return n;
   }
 
@@ -445,6 +499,9 @@ class RuleCompiler {
 
   private checkQuantifier(q: { min: number; max: number; text: string; span: Span }): void {
     if (q.max === 0) this.error('compile/zero-quantifier', `'${q.text}' allows no event: use at least {1}`, q.span);
+    else if ((Number.isFinite(q.max) && q.max > MAX_QUANTIFIER_COUNT) || q.min > MAX_QUANTIFIER_COUNT) {
+      this.error('compile/quantifier-too-large', `'${q.text}': counts are at most ${MAX_QUANTIFIER_COUNT.toLocaleString('en-US')}`, q.span);
+    }
     else if (q.min > q.max) this.error('compile/bad-quantifier', `'${q.text}': the minimum is larger than the maximum`, q.span);
   }
 

@@ -103,6 +103,11 @@ export class WebhookAddressPolicy {
     this.#allowSelf = allowSelf;
   }
 
+  /** The service's own endpoint as last known (null before it listens). */
+  selfEndpoint(): { port: number } | null {
+    return this.#self();
+  }
+
   /** True when `hostname` (a URL's host) is allowed by name: its addresses are not checked. */
   allowsName(hostname: string): boolean {
     return this.#allowedNames.has(unbracket(hostname).toLowerCase().replace(/\.$/, ''));

@@ -23,7 +23,8 @@ import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
 import type { Json, StreamEvent } from '../core/event.js';
 import { compileSources, type CompiledProgram, type CompiledRule, type SourceFile } from '../compiler/rule.js';
 import { parseProgram } from '../dsl/parser.js';
-import { replayCompiled, type OutputRecord } from '../cli/run.js';
+import { API_FILE_PREFIX, checkRuleText, STREAM_FILE_PREFIX, syntheticError, type RuleSources } from './rule-text.js';
+import { WorkPool } from './work-pool.js';
 import { FINAL } from '../nfa/graph.js';
 import { Engine, type StreamRuntime } from '../runtime/engine.js';
 import { deliveryName, renderDeliveries } from '../runtime/deliveries.js';
@@ -51,9 +52,6 @@ import {
   type SummaryStep,
 } from './types.js';
 
-const API_FILE_PREFIX = 'api:';
-/** API streams (PUT /streams/:name) compile as sources named `api-stream:<name>`. */
-const STREAM_FILE_PREFIX = 'api-stream:';
 /** Waiting answers past which a commit starts at once (see afterCommit). */
 const EAGER_COMMIT_WAITERS = 1000;
 
@@ -79,6 +77,8 @@ export class DurableEngine {
   /** File rules refused because an API rule has their name: file → the error (GET /rules shows them). */
   private readonly refusedRules = new Map<string, { name: string; error: Diagnostic }>();
   private program: CompiledProgram;
+  /** Work threads of validate and backtest runs. */
+  readonly work: WorkPool;
   private readonly ruleMeta = new Map<string, RuleMeta>();
   /** Partial matches dropped because a rule's pattern changed, per rule (GET /rules counters). */
   readonly droppedByChange = new Map<string, number>();
@@ -122,6 +122,7 @@ export class DurableEngine {
     this.lateKeep = options.lateKeepPerStream ?? 10_000;
     this.outboxKeep = options.outboxKeep ?? 100_000;
     this.webhookPolicy = options.webhookPolicy ?? new WebhookAddressPolicy();
+    this.work = new WorkPool(options.work, this.logger, options.onWork);
     this.engine = new Engine({
       now: this.now,
       output: {
@@ -423,24 +424,16 @@ export class DurableEngine {
   }
 
   async putRule(id: string, text: string): Promise<PutRuleResult> {
-    const meta = this.ruleMeta.get(id);
-    if (meta && meta.origin === 'file') {
-      return { ok: false, status: 409, errors: [syntheticError(`rule '${id}' comes from ${meta.file}: edit the file instead`)] };
-    }
-    const file = API_FILE_PREFIX + id;
-    const api = new Map(this.apiSources);
-    api.set(id, text);
-    const program = this.compile({ api });
-    const own = program.rules.filter((r) => r.file === file);
-    const errors = program.diagnostics.filter((d) => d.severity === 'error');
-    if (errors.length === 0 && (own.length !== 1 || own[0]!.name !== id)) {
-      const names = own.map((r) => `'${r.name}'`).join(', ');
-      errors.push(syntheticError(own.length === 0 ? `the text declares no rule named '${id}'` : `the text must declare exactly one rule, named '${id}' (found ${names})`, file));
-    }
+    // The same check as POST /rules/validate (rule-text.ts), here on the event loop: PUT needs
+    // the token, and the compiler bounds what one text can ask for.
+    const check = checkRuleText(this.ruleSources(), text, id);
+    if (check.fromFile) return { ok: false, status: 409, errors: check.errors };
+    const program = check.program!;
+    const errors = check.errors;
     if (errors.length > 0) {
       this.ruleLoadFailed(errors);
       this.logger.warn({ rule: id, errors: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'rule refused: it does not compile; the old version keeps running');
-      return { ok: false, status: 400, errors: errors.map((d) => ({ ...d, file: d.file.startsWith(API_FILE_PREFIX) ? 'request' : d.file })) };
+      return { ok: false, status: 400, errors };
     }
     this.apiSources.set(id, text);
     const outcome = this.reconcile(program).get(id);
@@ -451,20 +444,35 @@ export class DurableEngine {
       created: outcome?.created ?? false,
       keptPartialMatches: outcome?.kept ?? true,
       droppedPartialMatches: outcome?.dropped ?? 0,
-      warnings: program.diagnostics.filter((d) => d.severity === 'warning' && d.file === file).map((d) => ({ ...d, file: 'request' })),
+      warnings: check.warnings,
     };
   }
 
-  validateRule(text: string, id?: string): { errors: Diagnostic[]; warnings: Diagnostic[] } {
-    const api = new Map(this.apiSources);
-    const name = id ?? '\u0000validate';
-    api.set(name, text);
-    const file = API_FILE_PREFIX + name;
-    const program = this.compile({ api });
-    const rename = (d: Diagnostic) => ({ ...d, file: d.file === file ? 'request' : d.file });
+  /**
+   * What `PUT /rules/:id` of the text would answer (without `id`: the PUT under the name of the
+   * one rule it declares), computed in a work thread with bounded time and memory.
+   */
+  async validateRule(text: string, id?: string): Promise<{ id: string | null; errors: Diagnostic[]; warnings: Diagnostic[] }> {
+    const { id: checked, errors, warnings } = await this.work.validate(this.ruleSources(), text, id ?? null);
+    return { id: checked, errors, warnings };
+  }
+
+  /** The loaded rule texts as plain data, for a work thread. */
+  private ruleSources(): RuleSources {
+    const fileRules: [string, string][] = [];
+    for (const [name, m] of this.ruleMeta) if (m.origin === 'file' && m.file !== null) fileRules.push([name, m.file]);
     return {
-      errors: program.diagnostics.filter((d) => d.severity === 'error').map(rename),
-      warnings: program.diagnostics.filter((d) => d.severity === 'warning' && d.file === file).map(rename),
+      files: [...this.fileSources],
+      api: [...this.apiSources],
+      streams: [...this.apiStreams].map(([name, s]) => [name, s.text] as [string, string]),
+      fileRules,
+      env: this.options.env ?? { ...process.env },
+      settings: {
+        ...(this.options.envPrefix !== undefined ? { envPrefix: this.options.envPrefix } : {}),
+        webhookAllow: [...this.webhookPolicy.entries],
+        selfPort: this.webhookPolicy.selfEndpoint()?.port ?? null,
+        ...(this.options.configuredSinks !== undefined ? { configuredSinks: this.options.configuredSinks } : {}),
+      },
     };
   }
 
@@ -1063,30 +1071,14 @@ export class DurableEngine {
 
   // ------------------------------------------------------------ backtest, savepoints, close
 
+  /**
+   * Runs a rule over events in a fresh engine, in a work thread (bounded in time, memory, events
+   * and partial matches). A given text replaces the loaded rules of the same names.
+   */
   async backtest(input: BacktestInput): Promise<BacktestResult> {
-    let rules: CompiledRule[];
-    let program: CompiledProgram;
-    if (input.text !== null) {
-      const name = '\u0000backtest';
-      const api = new Map(this.apiSources);
-      api.set(name, input.text);
-      program = this.compile({ api });
-      const file = API_FILE_PREFIX + name;
-      const diagnostics = program.diagnostics.filter((d) => d.file === file).map((d) => ({ ...d, file: 'request' }));
-      if (diagnostics.some((d) => d.severity === 'error')) return { records: [], errors: [], diagnostics };
-      rules = program.rules.filter((r) => r.file === file);
-      if (rules.length === 0) return { records: [], errors: [], diagnostics: [...diagnostics, syntheticError('the text declares no rule', 'request')] };
-    } else {
-      const rr = input.id !== null ? this.engine.rules.get(input.id) : undefined;
-      if (!rr) throw new ServiceError('VIGIL_ERR_RULE_NOT_FOUND', `no rule '${input.id}'`, 404);
-      program = this.program;
-      rules = [rr.rule];
-    }
-    const streams = [...new Set(rules.flatMap((r) => r.streams))].map((s) => program.streams.get(s)!).filter(Boolean);
-    const records: OutputRecord[] = [];
-    const errors: string[] = [];
-    await replayCompiled(rules, streams, { events: input.events, stream: input.stream, eventsName: 'events' }, (r) => records.push(r), (e) => errors.push(e));
-    return { records, errors, diagnostics: [] };
+    const out = await this.work.backtest(this.ruleSources(), { text: input.text, id: input.id, events: input.events, ...(input.stream !== undefined ? { stream: input.stream } : {}) });
+    if (out.notFound) throw new ServiceError('VIGIL_ERR_RULE_NOT_FOUND', `no rule '${input.id}'`, 404);
+    return { records: out.records, errors: out.errors, diagnostics: out.diagnostics };
   }
 
   /** A consistent copy of the whole state; `vigil serve --from-savepoint PATH` starts from one. */
@@ -1110,6 +1102,7 @@ export class DurableEngine {
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     if (this.commitTimer) clearTimeout(this.commitTimer);
     this.commitTimer = null;
+    await this.work.close();
     await this.commitNow();
     this.open = false;
     await this.store.close();
@@ -1202,9 +1195,5 @@ function keyText(key: Json): string {
 function clampLimit(n: number | undefined): number {
   if (n === undefined || !Number.isFinite(n)) return 100;
   return Math.max(1, Math.min(1000, Math.floor(n)));
-}
-
-function syntheticError(message: string, file = 'request'): Diagnostic {
-  return diagnostic('error', 'service/rule', message, file, { offset: 0, endOffset: 0, line: 1, col: 1 });
 }
 

@@ -37,6 +37,10 @@ export interface ServiceOptions {
   webhookPolicy?: import('../core/webhook-address-policy.js').WebhookAddressPolicy;
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
+  /** Bounds of validate and backtest runs (work threads); defaults in work-pool.ts. */
+  work?: Partial<import('./work-pool.js').WorkLimits>;
+  /** Called after each validate or backtest run, with how it ended (metrics). */
+  onWork?: (kind: import('./work-pool.js').WorkKind, outcome: import('./work-pool.js').WorkOutcome, seconds: number) => void;
   /** Structured logger (pino); default silent. */
   logger?: import('pino').Logger;
 }
@@ -205,6 +209,8 @@ export class ServiceError extends Error {
     readonly code: string,
     message: string,
     readonly status: number,
+    /** More about the error, merged into the answer's `error` object (e.g. which work limit). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }

@@ -44,6 +44,9 @@ export const METRICS: readonly MetricSpec[] = [
   { name: 'vigil_webhook_refused_total', type: 'counter', help: 'Webhook deliveries refused by the address policy (an internal or own-endpoint target, first or after a redirect): failed for good, not sent. Allow targets with VIGIL_WEBHOOK_ALLOW.', labels: [] },
   { name: 'vigil_rule_load_errors_total', type: 'counter', help: 'Rule loads (files at start, rules API) refused because of compile errors.', labels: [] },
 
+  // Bounded work per request (validate, backtest).
+  { name: 'vigil_work_runs_total', type: 'counter', help: 'Validate and backtest runs (kind) by how they ended: ok, or stopped at a limit (time, memory, partial_matches, events), refused because too many ran at once (busy), or failed.', labels: ['kind', 'outcome'] },
+
   // State and checkpoints.
   { name: 'vigil_state_size_bytes', type: 'gauge', help: 'Size of the durable state (LMDB) in bytes.', labels: [] },
   { name: 'vigil_checkpoint_duration_seconds', type: 'histogram', help: 'Duration of checkpoints (successful and failed), in seconds.', labels: [] },

@@ -45,6 +45,8 @@ export interface VigilMetrics {
   ruleLoadError(): void;
   /** One webhook delivery refused by the address policy (vigil_webhook_refused_total). */
   webhookRefused(): void;
+  /** One validate or backtest run, by how it ended (vigil_work_runs_total). */
+  countWorkRun(kind: string, outcome: string): void;
   /**
    * Partial matches lost because a rule was replaced by a version with another pattern
    * (vigil_rule_partial_matches_dropped_total{reason="rule_changed"}); the engine does not count
@@ -159,6 +161,7 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
   });
   const loadErrors = new Counter(config('vigil_rule_load_errors_total'));
   const webhookRefused = new Counter(config('vigil_webhook_refused_total'));
+  const workRuns = new Counter(config('vigil_work_runs_total'));
 
   // ------------------------------------------------------------ state and checkpoints
 
@@ -232,6 +235,9 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
     },
     webhookRefused() {
       webhookRefused.inc();
+    },
+    countWorkRun(kind, outcome) {
+      workRuns.inc({ kind, outcome });
     },
     ruleChanged(rule, droppedPartials) {
       if (droppedPartials > 0) ruleChangedDrops.set(rule, (ruleChangedDrops.get(rule) ?? 0) + droppedPartials);

@@ -26,6 +26,11 @@ describe('loadConfig', () => {
       lateKeep: 10_000,
       webhookAllow: [],
       envPrefix: 'VIGIL_SECRET_',
+      workTimeMs: 10_000,
+      workMemoryMb: 256,
+      workConcurrency: 2,
+      backtestMaxEvents: 100_000,
+      backtestMaxPartials: 200_000,
       fromSavepoint: null,
     });
   });
@@ -35,6 +40,13 @@ describe('loadConfig', () => {
     const c = loadConfig(['--port', '9001', '--data-dir', '/tmp/x', '--from-savepoint', '/sp'], env);
     expect(c).toMatchObject({ host: '0.0.0.0', port: 9001, apiToken: 't', mqttUrl: 'mqtt://broker:1883', logLevel: 'debug', bodyLimit: 100, checkpointMs: 5, dataDir: '/tmp/x', fromSavepoint: '/sp' });
     expect(loadConfig(['--port=7'], {}).port).toBe(7);
+  });
+
+  test('work limits: set by flag or variable; the heap has a floor', () => {
+    const c = loadConfig(['--work-time-ms', '2500', '--backtest-max-events', '10'], { VIGIL_WORK_MEMORY_MB: '64', VIGIL_WORK_CONCURRENCY: '3', VIGIL_BACKTEST_MAX_PARTIALS: '99' });
+    expect(c).toMatchObject({ workTimeMs: 2500, workMemoryMb: 64, workConcurrency: 3, backtestMaxEvents: 10, backtestMaxPartials: 99 });
+    expect(() => loadConfig(['--work-memory-mb', '16'], {})).toThrow(/--work-memory-mb: "16" is below the minimum of 32/);
+    expect(() => loadConfig([], { VIGIL_WORK_CONCURRENCY: '0' })).toThrow(/VIGIL_WORK_CONCURRENCY/);
   });
 
   test('an empty variable counts as unset', () => {

@@ -271,6 +271,29 @@ describe('status page in headless Chromium', () => {
     expect(rules.rules.map((r) => r.id)).toEqual(['door_alarm']);
   });
 
+  test('"try an edit" puts a loaded rule in the backtest box; the backtest runs the edit in its place', async () => {
+    await page.locator('[data-testid="rule-row"][data-rule="door_alarm"] [data-testid="rule-backtest"]').click();
+    await page.waitForFunction(() => {
+      const doc = (globalThis as unknown as { document: { querySelector(s: string): { value: string } | null } }).document;
+      return (doc.querySelector('[data-testid="bt-rule"]')?.value ?? '').includes('rule door_alarm');
+    }, undefined, { timeout: WAIT_MS, polling: 100 });
+    const box = page.locator('[data-testid="bt-rule"]');
+    const text = await box.inputValue();
+    expect(text).toBe(STREAM_DOORS + RULE_DOOR);
+    await box.fill(text.replace('alarm after open', 'EDITED alarm'));
+    const events = [{ door: 'x1', ts: 1000, type: 'open' }, { door: 'x1', ts: 2000, type: 'alarm' }];
+    await page.locator('[data-testid="bt-events"]').fill(events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    await page.locator('[data-testid="bt-run"]').click();
+    // The box still shows the previous backtest until this one answers.
+    await waitFor('the edited rule\'s alert', '[data-testid="bt-record-message"]', 'door <b>x1</b> EDITED alarm');
+    expect(await page.locator('[data-testid="bt-diagnostic"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="bt-record-message"]').allTextContents()).toEqual(['door <b>x1</b> EDITED alarm']);
+    // The loaded rule is unchanged.
+    const rule = JSON.parse((await http('GET', '/rules/door_alarm')).text) as { text: string; version: number };
+    expect(rule.text).toBe(STREAM_DOORS + RULE_DOOR);
+    expect(rule.version).toBe(1);
+  });
+
   test('the page loaded nothing but its own files and the API, without errors', () => {
     expect(requested.length).toBeGreaterThan(3);
     const foreign = requested.filter((u) => !u.startsWith(base + '/') && !u.startsWith('data:'));

@@ -62,6 +62,7 @@ export async function startService(opts: StartOptions = {}): Promise<TestService
     idempotencyTtlMs: config.idempotencyTtlMs,
     envPrefix: config.envPrefix,
     webhookPolicy: new WebhookAddressPolicy(config.webhookAllow),
+    work: { timeMs: config.workTimeMs, memoryMb: config.workMemoryMb, concurrency: config.workConcurrency, maxEvents: config.backtestMaxEvents, maxPartials: config.backtestMaxPartials },
     watchRules: false,
     logger: silent,
     ...opts.core,

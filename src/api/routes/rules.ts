@@ -88,15 +88,15 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
       response: {
         200: {
           type: 'object',
-          properties: { ok: { type: 'boolean' }, errors: { type: 'array', items: diagnosticSchema }, warnings: { type: 'array', items: diagnosticSchema } },
+          properties: { ok: { type: 'boolean' }, id: { type: ['string', 'null'] }, errors: { type: 'array', items: diagnosticSchema }, warnings: { type: 'array', items: diagnosticSchema } },
         },
         '4xx': errorSchema,
       },
     },
   }, async (req) => {
     const text = textBody(req.body, req.headers['content-type']);
-    const { errors, warnings } = core.validateRule(text, req.query.id);
-    return { ok: errors.length === 0, errors: apiDiagnostics(errors, text), warnings: apiDiagnostics(warnings, text) };
+    const { id, errors, warnings } = await core.validateRule(text, req.query.id);
+    return { ok: errors.length === 0, id, errors: apiDiagnostics(errors, text), warnings: apiDiagnostics(warnings, text) };
   });
 
   app.post<{ Params: { id: string }; Querystring: { stream?: string }; Body: string }>('/rules/:id/backtest', {

@@ -7,6 +7,8 @@
 (function () {
   const REFRESH_MS = 2000;
   const FETCH_TIMEOUT_MS = 5000;
+  /** A backtest is bounded by the service (VIGIL_WORK_TIME_MS); wait longer than a plain read. */
+  const BACKTEST_TIMEOUT_MS = 120000;
   const ALERT_LIMIT = 20;
   const LATE_LIMIT = 5;
 
@@ -115,6 +117,10 @@
           el('li', { text: (d.file ? d.file + ':' : '') + d.line + ':' + d.col + ': warning: ' + d.message }))));
       }
       const origin = r.origin === 'file' && r.file ? 'file (' + r.file + ')' : r.origin;
+      const edit = el('button', { type: 'button', class: 'rule-edit', testid: 'rule-backtest', title: 'copy this rule into the backtest box to try an edit', text: 'try an edit' });
+      edit.addEventListener('click', () => void editInBacktest(r.id));
+      const updated = td(r.updatedAt || '—', 'time');
+      updated.append(' ', edit);
       return el('tr', { testid: 'rule-row', data: { rule: r.id } }, [
         td(r.id, 'mono', { testid: 'rule-id', title: r.title || undefined }),
         td(num(r.version), 'num', { testid: 'rule-version' }),
@@ -125,7 +131,7 @@
         td(num(c.timeouts), 'num'),
         td(num(c.partialMatches), 'num', { testid: 'rule-partials' }),
         td((r.streams || []).join(', ')),
-        td(r.updatedAt || '—', 'time'),
+        updated,
       ]);
     }));
   }
@@ -289,6 +295,20 @@
     return m ? m[0].trim().length : 1;
   }
 
+  /** Puts a loaded rule's text into the backtest box: a backtest of it runs in place of the loaded version. */
+  async function editInBacktest(id) {
+    try {
+      const rule = await api('/rules/' + encodeURIComponent(id));
+      const box = $('bt-rule');
+      box.value = rule.text;
+      $('bt-state').textContent = 'editing ' + id + ': the backtest runs this text in place of the loaded rule';
+      box.focus();
+      box.scrollIntoView({ block: 'center' });
+    } catch (e) {
+      $('bt-state').textContent = 'cannot read rule ' + id + ': ' + (e && e.message ? e.message : String(e));
+    }
+  }
+
   function ruleIdOf(text) {
     const m = /(^|\n)\s*rule\s+([A-Za-z_][A-Za-z0-9_.-]*)/.exec(text);
     return m ? m[2] : 'backtest';
@@ -370,6 +390,7 @@
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(payload),
+        signal: AbortSignal.timeout(BACKTEST_TIMEOUT_MS),
       });
       const diagnostics = res.diagnostics || [];
       const errors = diagnostics.filter((d) => d.severity === 'error');
