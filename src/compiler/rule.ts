@@ -669,6 +669,8 @@ class RuleCompiler {
 
   /** An `env("NAME")` that is set but empty gives an empty address or URL. */
   private notEmptyEnv(v: Extract<SettingValue, { kind: 'env' }>, value: string): void {
+    // A name outside the prefix was refused by name alone: saying it is empty would tell it exists.
+    if (!v.name.startsWith(this.options.envPrefix ?? DEFAULT_ENV_PREFIX)) return;
     const env = this.options.env ?? process.env;
     if (env[v.name] !== undefined && value.trim() === '') this.error('compile/env-empty', `environment variable '${v.name}' is empty`, v.span);
   }

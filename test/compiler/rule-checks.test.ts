@@ -183,8 +183,12 @@ describe('sinks', () => {
       expect.objectContaining({ code: 'compile/bad-header', at: '4:58' }),
     ]);
     expect(diags(rule('to webhook "https://h.example/x" header "X-Ok_1.~" "v"')).filter((d) => d.severity === 'error')).toEqual([]);
-    expect(diags(rule('to webhook env("HOOK")'), { env: { HOOK: '' } }).filter((d) => d.severity === 'error')).toEqual([
+    expect(diags(rule('to webhook env("VIGIL_SECRET_HOOK")'), { env: { VIGIL_SECRET_HOOK: '' } }).filter((d) => d.severity === 'error')).toEqual([
       expect.objectContaining({ code: 'compile/env-empty', at: '4:29' }),
+    ]);
+    // Outside the prefix the name alone is refused: an empty variable is not told apart from a missing one.
+    expect(diags(rule('to webhook env("HOOK")'), { env: { HOOK: '' } }).filter((d) => d.severity === 'error')).toEqual([
+      expect.objectContaining({ code: 'compile/env-not-allowed', at: '4:29' }),
     ]);
   });
 
