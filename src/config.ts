@@ -25,6 +25,10 @@ export interface Config {
   idempotencyTtlMs: number;
   outboxKeep: number;
   lateKeep: number;
+  /** Largest event in bytes, unless its stream declares `max size` (rejected above). */
+  maxEventBytes: number;
+  /** How far an event's time may be ahead of the wall clock (ms), unless its stream declares `max lead`. */
+  maxLeadMs: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
 }
@@ -62,6 +66,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'idempotencyTtlMs', env: 'VIGIL_IDEMPOTENCY_TTL_MS', flag: 'idempotency-ttl-ms', kind: 'int', default: 24 * 60 * 60 * 1000, meaning: 'How long an ingest Idempotency-Key is remembered (ms).' },
   { key: 'outboxKeep', env: 'VIGIL_OUTBOX_KEEP', flag: 'outbox-keep', kind: 'int', default: 100_000, meaning: 'Alerts kept in the outbox (GET /alerts); the oldest whose deliveries are all final are pruned beyond it.' },
   { key: 'lateKeep', env: 'VIGIL_LATE_KEEP', flag: 'late-keep', kind: 'int', default: 10_000, meaning: 'Late events kept per stream on the late side output; the oldest are pruned beyond it.' },
+  { key: 'maxEventBytes', env: 'VIGIL_MAX_EVENT_BYTES', flag: 'max-event-bytes', kind: 'positive-int', default: 1024 * 1024, meaning: "Largest event in bytes (its JSON as sent, UTF-8), unless its stream declares `max size`; a larger event is rejected with its reason (HTTP: in the ingest answer; MQTT: logged, counted, acknowledged). See docs/limits.md." },
+  { key: 'maxLeadMs', env: 'VIGIL_MAX_LEAD_MS', flag: 'max-lead-ms', kind: 'int', default: 60 * 60 * 1000, meaning: "How far an event's time may be ahead of the wall clock at arrival (ms), unless its stream declares `max lead`; a later time is rejected with its reason, so one sender cannot move a watermark. Streams without a `time` field are not checked. See docs/limits.md." },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 
@@ -158,7 +164,7 @@ export function isLoopback(host: string): boolean {
 /** The configuration table for the README (markdown). */
 export function renderSettingsTable(): string {
   const rows = SETTINGS.map((s) => {
-    const def = s.default === null ? '(none)' : s.key === 'bodyLimit' ? '16777216 (16 MiB)' : s.key === 'idempotencyTtlMs' ? '86400000 (24 h)' : String(s.default);
+    const def = s.default === null ? '(none)' : s.key === 'bodyLimit' ? '16777216 (16 MiB)' : s.key === 'idempotencyTtlMs' ? '86400000 (24 h)' : s.key === 'maxEventBytes' ? '1048576 (1 MiB)' : s.key === 'maxLeadMs' ? '3600000 (1 h)' : String(s.default);
     return `| ${s.env === null ? '—' : '`' + s.env + '`'} | \`--${s.flag}\` | ${def} | ${s.meaning} |`;
   });
   return ['| variable | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n');

@@ -84,6 +84,8 @@ export async function serve(args: string[]): Promise<number> {
       idempotencyTtlMs: config.idempotencyTtlMs,
       outboxKeep: config.outboxKeep,
       lateKeepPerStream: config.lateKeep,
+      maxEventBytes: config.maxEventBytes,
+      maxLeadMs: config.maxLeadMs,
       env: process.env,
       logger,
       onFatal: (error) => fatal?.(error),

@@ -19,6 +19,10 @@ export interface CompiledStream {
   idOf: ((data: { [k: string]: Json }) => Json) | null;
   watermarkMs: number;
   idleMs: number | null;
+  /** `max lead D`: how far event time may be ahead of the arrival wall clock; null: the service's setting. */
+  maxLeadMs: number | null;
+  /** `max size N`: largest event in bytes (UTF-8 JSON as sent); null: the service's setting. */
+  maxEventBytes: number | null;
   validate: ((data: { [k: string]: Json }) => string | null) | null;
   sources: string[];
   decl: StreamDecl | null;
@@ -38,6 +42,8 @@ export function implicitStream(name: string): CompiledStream {
     idOf: null,
     watermarkMs: 0,
     idleMs: null,
+    maxLeadMs: null,
+    maxEventBytes: null,
     validate: null,
     sources: [],
     decl: null,
