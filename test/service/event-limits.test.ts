@@ -333,6 +333,27 @@ rule ab {
     expect(await metric(url, 'vigil_events_rejected_total{stream="s"}')).toBe(3);
   });
 
+  test("a stream's own 'max size' and 'max lead' clauses win over the service settings", async () => {
+    const own = `stream small {
+  key k
+  time ts
+  max size 300
+  max lead 1m
+}
+rule rs { from small match x: type == "x" alert info "x" }
+`;
+    const { url } = await start({ rules: { 's.vigil': RULES, 'small.vigil': own }, core: { maxEventBytes: LIMIT } });
+    const a = await send(url, 'small', lines([sized('k', 'a', 1000, 300), sized('k', 'a', 1001, 301), { k: 'k', type: 'a', ts: new Date(Date.now() + 120_000).toISOString() }]));
+    expect(a.accepted).toBe(1);
+    expect(a.rejected.map((r) => r.index)).toEqual([1, 2]);
+    expect(a.rejected[0]!.error).toBe("the event is 301 bytes, over the maximum event size of 300 bytes (the stream's 'max size' clause)");
+    expect(a.rejected[1]!.error).toContain("more than the maximum lead of 1m (the stream's 'max lead' clause)");
+    // The other stream keeps the service's limits.
+    expect(await send(url, 's', lines([sized('k', 'a', 1000, 301)]))).toMatchObject({ accepted: 1 });
+    expect(await stream(url, 'small')).toMatchObject({ maxEventBytes: 300, maxLeadMs: 60_000, tooLarge: 1, tooFarAhead: 1 });
+    expect(await stream(url, 's')).toMatchObject({ maxEventBytes: LIMIT, maxLeadMs: 3_600_000 });
+  });
+
   test('the default is 1 MiB; a body over VIGIL_BODY_LIMIT is still 413 as a whole', async () => {
     const { url } = await start({ rules: { 's.vigil': RULES }, flags: ['--body-limit', String(4 * 1024 * 1024)] });
     const MiB = 1024 * 1024;
