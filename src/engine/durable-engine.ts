@@ -191,6 +191,7 @@ export class DurableEngine {
         st.counters.rejected = saved.rejected;
         st.counters.tooLarge = saved.tooLarge ?? 0;
         st.counters.tooFarAhead = saved.tooFarAhead ?? 0;
+        this.healFutureTime(st);
       }
     }
     let restoredKeys = 0;
@@ -238,6 +239,25 @@ export class DurableEngine {
     if (this.options.rulesDir && this.options.watchRules !== false) this.watchRulesDir();
     await this.commitNow();
     this.logger.info({ rules: this.engine.rules.size, streams: this.engine.streams.size, keys: restoredKeys, ms: Date.now() - started }, 'state recovered');
+  }
+
+  /**
+   * A stored stream time further ahead of the wall clock than the stream's maximum lead (written
+   * before the lead was checked, or the clock went back) would keep every later event late:
+   * it is brought back to the wall clock, with a warning. Timers it made due have fired already.
+   */
+  private healFutureTime(st: StreamRuntime): void {
+    if (st.compiled.timeOf === null) return;
+    const now = this.now();
+    const lead = st.compiled.maxLeadMs ?? this.engine.maxLeadMs;
+    if (!(st.maxTime - now > lead)) return;
+    this.logger.warn(
+      { stream: st.compiled.name, maxTime: st.maxTime, watermark: finite(st.watermark), now, maxLeadMs: lead },
+      'stored stream time is further ahead of the wall clock than the maximum lead: brought back to the wall clock',
+    );
+    st.maxTime = now;
+    st.watermark = Math.min(st.watermark, now - st.compiled.watermarkMs);
+    this.dirtyStreams.add(st);
   }
 
   private restoreRuleState(rr: RuleRuntime): number {

@@ -11,7 +11,7 @@
 
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { createMetrics } from '../../src/metrics/registry.js';
-import type { StoredStream } from '../../src/state/lmdb-store.js';
+import { LmdbStore, type StoredStream } from '../../src/state/lmdb-store.js';
 import { removeTempDirs, startService, tempDir, type StartOptions, type TestService } from '../helpers/service.js';
 
 let s: TestService | null = null;
@@ -149,6 +149,24 @@ describe('time from senders is checked', () => {
     const raised = await alerts(url);
     expect(raised.map((a) => a.key)).toEqual(['d2']);
     expect(raised[0]!.message).toBe('door d2 open');
+  });
+
+  test('a stream poisoned before the check existed is brought back to the wall clock at the next start', async () => {
+    const dataDir = `${tempDir()}/data`;
+    const opts: StartOptions = { rules: { 'doors.vigil': DOORS } };
+    const { t } = await start({ ...opts, dataDir });
+    await t.core.close();
+    s = null;
+    // What an earlier release stored after the year-9999 event.
+    const store = LmdbStore.open(dataDir);
+    const year9999 = Date.parse('9999-12-31T23:59:59Z');
+    store.commit([{ db: 'streams', key: 'doors', value: { v: 1, maxTime: year9999, watermark: year9999, lastArrival: Date.now(), accepted: 1, late: 0, rejected: 0 } satisfies StoredStream }]);
+    await store.close();
+    const { url } = await restart(dataDir, opts);
+    const st = (await stream(url, 'doors'))!;
+    expect(st.watermark).toBeLessThanOrEqual(Date.now());
+    expect(st.accepted).toBe(1);
+    expect(await send(url, 'doors', lines([{ door_id: 'd', ts: new Date().toISOString(), state: 'open' }]))).toEqual({ accepted: 1, late: 0, rejected: [] });
   });
 
   test('the lead is configurable; a stream without a time field is not checked', async () => {
