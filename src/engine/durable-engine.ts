@@ -249,7 +249,7 @@ export class DurableEngine {
   private healFutureTime(st: StreamRuntime): void {
     if (st.compiled.timeOf === null) return;
     const now = this.now();
-    const lead = st.compiled.maxLeadMs ?? this.engine.maxLeadMs;
+    const lead = st.compiled.maxLeadMs ?? this.engine.maxLeadMs ?? Infinity;
     if (!(st.maxTime - now > lead)) return;
     this.logger.warn(
       { stream: st.compiled.name, maxTime: st.maxTime, watermark: finite(st.watermark), now, maxLeadMs: lead },
@@ -807,7 +807,7 @@ export class DurableEngine {
       tooLarge: st.counters.tooLarge,
       tooFarAhead: st.counters.tooFarAhead,
       maxEventBytes: st.compiled.maxEventBytes ?? this.maxEventBytes,
-      maxLeadMs: st.compiled.timeOf === null ? null : finite(st.compiled.maxLeadMs ?? this.engine.maxLeadMs),
+      maxLeadMs: st.compiled.timeOf === null ? null : (st.compiled.maxLeadMs ?? this.engine.maxLeadMs),
       rules: st.rules.map((r) => r.rule.name),
       sources: st.compiled.sources,
     }));

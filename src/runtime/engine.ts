@@ -47,11 +47,12 @@ export interface EngineOptions {
   output: EngineOutput;
   /**
    * How far an event's time may be ahead of its arrival time (ms) on a stream with a `time`
-   * field, unless the stream sets its own `max lead`. Default: no limit — `vigil run` and
-   * backtests replay recorded events whose arrival time is not the time they were recorded;
-   * the service sets one (VIGIL_MAX_LEAD_MS) so that one sender cannot move a watermark.
+   * field, unless the stream sets its own `max lead`. Default null: no check at all, `max lead`
+   * clauses included — `vigil run` and backtests replay recorded events whose arrival time is
+   * not the time they were recorded; the service sets one (VIGIL_MAX_LEAD_MS) so that one
+   * sender cannot move a watermark.
    */
-  maxLeadMs?: number;
+  maxLeadMs?: number | null;
 }
 
 export class Engine {
@@ -67,13 +68,13 @@ export class Engine {
   /** Reused for validating and filtering an event before it is known to be needed. */
   private readonly probe: StreamEvent = { data: {}, time: 0, seq: 0, stream: '', topic: undefined };
   private readonly output: EngineOutput;
-  /** See EngineOptions.maxLeadMs (Infinity: no limit). */
-  readonly maxLeadMs: number;
+  /** See EngineOptions.maxLeadMs (null: no check). */
+  readonly maxLeadMs: number | null;
 
   constructor(options: EngineOptions) {
     this.now = options.now ?? Date.now;
     this.output = options.output;
-    this.maxLeadMs = options.maxLeadMs ?? Infinity;
+    this.maxLeadMs = options.maxLeadMs ?? null;
   }
 
   /** Declares or redeclares a stream (its runtime state, watermark included, is kept). */
@@ -135,7 +136,7 @@ export class Engine {
     const time = st.compiled.timeOf === null ? Math.max(checked, st.maxTime) : checked;
     // A time far ahead of the wall clock would move the watermark there for good: every timer
     // would fire at once and every later event would be late. Rejected before anything changes.
-    if (time - arrivalTime > (st.compiled.maxLeadMs ?? this.maxLeadMs)) {
+    if (this.maxLeadMs !== null && time - arrivalTime > (st.compiled.maxLeadMs ?? this.maxLeadMs) && st.compiled.timeOf !== null) {
       st.counters.rejected++;
       st.counters.tooFarAhead++;
       return { status: 'rejected', error: tooFarAheadText(time, arrivalTime, st.compiled.maxLeadMs ?? this.maxLeadMs, st.compiled.maxLeadMs !== null) };

@@ -10,6 +10,7 @@
 //   around it in the same request are taken (NDJSON, JSON array, one object).
 
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { runReplay } from '../../src/cli/run.js';
 import { createMetrics } from '../../src/metrics/registry.js';
 import { LmdbStore, type StoredStream } from '../../src/state/lmdb-store.js';
 import { removeTempDirs, startService, tempDir, type StartOptions, type TestService } from '../helpers/service.js';
@@ -181,6 +182,21 @@ describe('time from senders is checked', () => {
     expect(await send(url, 'p', lines([{ k: 'a', n: 1, ts: ahead }]))).toEqual({ accepted: 1, late: 0, rejected: [] });
     expect((await stream(url, 'p'))!.maxLeadMs).toBeNull();
   });
+});
+
+test("vigil run checks neither limit: recorded events replay whatever their time, 'max lead' and 'max size' included", async () => {
+  const rules = `stream r {
+  key k
+  time ts
+  max lead 1m
+  max size 100
+}
+rule rr { from r match a: type == "a" then b: type == "b" within 1m alert info "ab {k}" }
+`;
+  const events = [{ k: 'x', type: 'a', ts: '9999-12-31T23:59:58Z', pad: 'p'.repeat(200) }, { k: 'x', type: 'b', ts: '9999-12-31T23:59:59Z' }];
+  const result = await runReplay({ rules: [{ file: 'r.vigil', text: rules }], events: events.map((e) => JSON.stringify(e)).join('\n') });
+  expect(result.errors).toEqual([]);
+  expect(result.records.map((r) => (r as { message?: string }).message)).toEqual(['ab x']);
 });
 
 describe('a removed stream starts fresh when declared again', () => {
