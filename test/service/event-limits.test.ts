@@ -227,6 +227,7 @@ rule r1 {
     expect((await stream(url, 'gone'))!.watermark).toBe(500_000);
     expect((await getJson<{ late: unknown[] }>(`${url}/streams/gone/late`)).late).toHaveLength(1);
     expect(t.core.store.get<StoredStream>('streams', 'gone')).toMatchObject({ watermark: 500_000 });
+    expect([...t.core.store.range('late', { start: ['gone'], end: ['gone\u0000'] })]).toHaveLength(1);
 
     expect((await fetch(`${url}/rules/r1`, { method: 'DELETE' })).status).toBeLessThan(300);
     expect(await stream(url, 'gone')).toBeUndefined();
@@ -247,12 +248,15 @@ rule r1 {
   test('a rules file removed while the service is down: its stream record is deleted at the next start', async () => {
     const dataDir = `${tempDir()}/data`;
     let { t, url } = await start({ dataDir, rules: { 'f.vigil': ruleText('filed') } });
-    expect(await send(url, 'filed', lines([{ k: 'x', type: 'a', ts: 900_000 }]))).toMatchObject({ accepted: 1 });
+    expect(await send(url, 'filed', lines([{ k: 'x', type: 'a', ts: 900_000 }, { k: 'x', type: 'a', ts: 800_000 }]))).toMatchObject({ accepted: 1, late: 1 });
     await t.core.commitNow();
     expect(t.core.store.get<StoredStream>('streams', 'filed')).toMatchObject({ watermark: 900_000 });
+    const lateOf = (x: TestService) => [...x.core.store.range('late', { start: ['filed'], end: ['filed\u0000'] })];
+    expect(lateOf(t)).toHaveLength(1);
     ({ t, url } = await restart(dataDir, { rules: {} }));
     expect(await stream(url, 'filed')).toBeUndefined();
     expect(t.core.store.get('streams', 'filed')).toBeUndefined();
+    expect(lateOf(t)).toHaveLength(0);
     ({ t, url } = await restart(dataDir, { rules: { 'f.vigil': ruleText('filed') } }));
     expect((await stream(url, 'filed'))!.watermark).toBeNull();
     expect(await send(url, 'filed', lines([{ k: 'x', type: 'a', ts: 1000 }]))).toEqual({ accepted: 1, late: 0, rejected: [] });
