@@ -209,8 +209,7 @@ export class MqttSource {
       if (Array.isArray(parsed)) {
         events = parsed;
         kind = 'array';
-      }
-      else if (parsed !== null && typeof parsed === 'object') events = [parsed];
+      } else if (parsed !== null && typeof parsed === 'object') events = [parsed];
       else throw new Error(`payload is JSON ${parsed === null ? 'null' : typeof parsed}, not an object or an array of objects`);
     } catch (err) {
       const error = err instanceof SyntaxError ? `payload is not JSON: ${err.message}` : (err as Error).message;
