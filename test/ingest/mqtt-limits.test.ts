@@ -1,8 +1,10 @@
-// The maximum event size over MQTT, against a real broker over TCP (Mosquitto when
-// VIGIL_TEST_MQTT_URL is set, else in-process aedes) and a real core (LMDB in a temp dir): an
-// oversized payload, or an oversized event inside an array payload, is rejected with its
-// reason (counted, logged, published on the rejected topic), the message is acknowledged (not
-// redelivered to the same session), and ingest goes on with the next messages.
+// Events checked at the door over MQTT, against a real broker over TCP (Mosquitto when
+// VIGIL_TEST_MQTT_URL is set, else in-process aedes) and a real core (LMDB in a temp dir):
+// - an oversized payload, or an oversized event inside an array payload, is rejected with its
+//   reason (counted, logged, published on the rejected topic), the message is acknowledged (not
+//   redelivered to the same session), and ingest goes on with the next messages;
+// - event ids holding lone surrogates stay distinct (LMDB keys keep them apart; a guard against
+//   a key form that would not).
 
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -91,4 +93,50 @@ rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
   await new Promise((r) => setTimeout(r, 300));
   expect(outcomes.slice(4)).toEqual(['accepted']);
   expect(st.counters).toMatchObject({ accepted: 5, rejected: 2, tooLarge: 2 });
+});
+
+it('event ids with lone surrogates stay distinct: none is dropped as a duplicate of another, across a restart', async () => {
+  const prefix = testTopicPrefix();
+  const s = `s_${rand()}`;
+  const t = await openTestCore(
+    `stream ${s} {
+  key device
+  id event_id
+  source mqtt "${prefix}/in"
+}
+rule r_${s} { from ${s} match x: n < 0 alert info "x" to log }
+`,
+    { logger: silent },
+  );
+  cleanups.push(() => t.cleanup());
+  const outcomes: MqttOutcome[] = [];
+  const attach = async (): Promise<{ conn: MqttConnection; source: MqttSource }> => {
+    const conn = new MqttConnection({ url: broker.url, clientId: `vigil-test-${rand()}`, reconnectPeriodMs: 100, maxReconnectPeriodMs: 400, connectTimeoutMs: 3000, logger: silent });
+    cleanups.push(() => conn.close({ force: true }));
+    await conn.waitConnected(5000);
+    const source = new MqttSource(t.core, conn, { onMessage: (_s, o) => outcomes.push(o), rejectedTopicPrefix: `${prefix}/rejected/`, logger: silent });
+    cleanups.push(() => source.stop());
+    await source.start();
+    return { conn, source };
+  };
+  const first = await attach();
+  const ids = ['\ud800', '\udbff', '\ufffd', '\ud800'];
+  // JSON.stringify writes the lone surrogates as \udXXX escapes: the payload is valid UTF-8.
+  for (const [n, id] of ids.entries()) await publisher.publishAsync(`${prefix}/in`, JSON.stringify({ device: 'd', event_id: id, n }), { qos: 1 });
+  await until(() => outcomes.length === ids.length, 5000, 'all handled');
+  // (Answers may come back in another order than the messages: a duplicate answers at once.)
+  expect([...outcomes].sort()).toEqual(['accepted', 'accepted', 'accepted', 'duplicate']);
+  expect(t.core.engine.streams.get(s)!.counters.accepted).toBe(3);
+  await first.source.stop();
+  await first.conn.close();
+  await t.reopen();
+  await attach();
+  const st = () => t.core.engine.streams.get(s)!;
+  expect(st().counters.accepted).toBe(3);
+  // After a restart the stored ids still tell them apart.
+  await publisher.publishAsync(`${prefix}/in`, JSON.stringify({ device: 'd', event_id: '\udbff', n: 9 }), { qos: 1 });
+  await publisher.publishAsync(`${prefix}/in`, JSON.stringify({ device: 'd', event_id: '\udfff', n: 10 }), { qos: 1 });
+  await until(() => outcomes.length === ids.length + 2, 5000, 'both handled');
+  expect(outcomes.slice(ids.length).sort()).toEqual(['accepted', 'duplicate']);
+  expect(st().counters.accepted).toBe(4);
 });
