@@ -11,7 +11,10 @@
 
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { runReplay } from '../../src/cli/run.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createMetrics } from '../../src/metrics/registry.js';
+import { startServe } from '../helpers/service-process.js';
 import { LmdbStore, type StoredStream } from '../../src/state/lmdb-store.js';
 import { removeTempDirs, startService, tempDir, type StartOptions, type TestService } from '../helpers/service.js';
 
@@ -402,4 +405,29 @@ rule rs { from small match x: type == "x" alert info "x" }
     const res = await fetch(`${url}/streams/s/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: 'x'.repeat(5 * MiB) });
     expect(res.status).toBe(413);
   });
+});
+
+test('vigil serve takes both limits from VIGIL_* variables and flags, and names them in its answers and metrics', async () => {
+  const root = tempDir();
+  const rules = join(root, 'rules');
+  mkdirSync(rules);
+  writeFileSync(join(rules, 'doors.vigil'), DOORS);
+  const p = await startServe(['--port', '0', '--data-dir', join(root, 'data'), '--rules-dir', rules, '--max-lead-ms', '60000'], { VIGIL_MAX_EVENT_BYTES: '400' });
+  try {
+    const ts = new Date().toISOString();
+    const a = await send(p.url, 'doors', lines([
+      { door_id: 'd', ts, state: 'open' },
+      { door_id: 'd', ts, state: 'closed', pad: 'x'.repeat(400) },
+      { door_id: 'd', ts: new Date(Date.now() + 120_000).toISOString(), state: 'closed' },
+    ]));
+    expect(a.accepted).toBe(1);
+    expect(a.rejected.map((r) => r.index)).toEqual([1, 2]);
+    expect(a.rejected[0]!.error).toMatch(/over the maximum event size of 400 bytes \(VIGIL_MAX_EVENT_BYTES\)$/);
+    expect(a.rejected[1]!.error).toContain('maximum lead of 1m (VIGIL_MAX_LEAD_MS)');
+    expect(await metric(p.url, 'vigil_events_over_limit_total{stream="doors",reason="too_large"}')).toBe(1);
+    expect(await metric(p.url, 'vigil_events_over_limit_total{stream="doors",reason="too_far_ahead"}')).toBe(1);
+  } finally {
+    p.child.kill('SIGTERM');
+    await p.exited;
+  }
 });
