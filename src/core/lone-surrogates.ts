@@ -19,10 +19,6 @@ const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
 const holding = new WeakSet<object>();
 
-export function hasLoneSurrogate(s: string): boolean {
-  return LONE_SURROGATE.test(s);
-}
-
 /** Can the JSON text hold a lone surrogate? False for nearly every body (one native scan). */
 export function mayHoldLoneSurrogate(jsonText: string): boolean {
   return SURROGATE_ESCAPE.test(jsonText);
