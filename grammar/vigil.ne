@@ -83,6 +83,8 @@ streamClause ->
   | "source" "mqtt" string
     {% (d) => ({ kind: 'source', transport: 'mqtt', filter: d[2], span: join(d[0], d[2]) }) %}
   | "id" expr {% (d) => ({ kind: 'id', field: d[1], span: join(d[0], d[1]) }) %}
+  | "max" "lead" duration {% (d) => ({ kind: 'maxLead', duration: d[2], span: join(d[0], d[2]) }) %}
+  | "max" "size" number {% (d) => ({ kind: 'maxSize', bytes: d[2], span: join(d[0], d[2]) }) %}
 
 # `name: type[?]`, one after the other; a comma after an entry is allowed.
 fieldDecl -> fieldName ":" fieldType "?":? ",":?

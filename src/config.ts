@@ -38,6 +38,10 @@ export interface Config {
   backtestMaxEvents: number;
   /** Most partial matches one backtest holds at once. */
   backtestMaxPartials: number;
+  /** Largest event in bytes, unless its stream declares `max size` (rejected above). */
+  maxEventBytes: number;
+  /** How far an event's time may be ahead of the wall clock (ms), unless its stream declares `max lead`. */
+  maxLeadMs: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
   /** Webhook targets allowed although internal: IPs, CIDR blocks, host names, `self`. */
@@ -89,6 +93,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'workConcurrency', env: 'VIGIL_WORK_CONCURRENCY', flag: 'work-concurrency', kind: 'positive-int', default: 2, meaning: 'Validate and backtest runs at once; one more is refused at once with 503 VIGIL_ERR_WORK_BUSY and Retry-After.' },
   { key: 'backtestMaxEvents', env: 'VIGIL_BACKTEST_MAX_EVENTS', flag: 'backtest-max-events', kind: 'positive-int', default: 100_000, meaning: 'Most events one backtest replays (422 VIGIL_ERR_WORK_LIMIT above).' },
   { key: 'backtestMaxPartials', env: 'VIGIL_BACKTEST_MAX_PARTIALS', flag: 'backtest-max-partials', kind: 'positive-int', default: 200_000, meaning: 'Most partial matches one backtest may hold at once, over every rule and key (422 VIGIL_ERR_WORK_LIMIT above).' },
+  { key: 'maxEventBytes', env: 'VIGIL_MAX_EVENT_BYTES', flag: 'max-event-bytes', kind: 'positive-int', default: 1024 * 1024, meaning: "Largest event in bytes (its JSON as sent, UTF-8), unless its stream declares `max size`; a larger event is rejected with its reason (HTTP: in the ingest answer; MQTT: logged, counted, acknowledged). See docs/limits.md." },
+  { key: 'maxLeadMs', env: 'VIGIL_MAX_LEAD_MS', flag: 'max-lead-ms', kind: 'int', default: 60 * 60 * 1000, meaning: "How far an event's time may be ahead of the wall clock at arrival (ms), unless its stream declares `max lead`; a later time is rejected with its reason, so one sender cannot move a watermark. Streams without a `time` field are not checked. See docs/limits.md." },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 
@@ -207,7 +213,7 @@ export function isLoopback(host: string): boolean {
 /** The configuration table for the README (markdown). */
 export function renderSettingsTable(): string {
   const rows = SETTINGS.map((s) => {
-    const def = s.default === null ? '(none)' : s.key === 'bodyLimit' ? '16777216 (16 MiB)' : s.key === 'idempotencyTtlMs' ? '86400000 (24 h)' : String(s.default);
+    const def = s.default === null ? '(none)' : s.key === 'bodyLimit' ? '16777216 (16 MiB)' : s.key === 'idempotencyTtlMs' ? '86400000 (24 h)' : s.key === 'maxEventBytes' ? '1048576 (1 MiB)' : s.key === 'maxLeadMs' ? '3600000 (1 h)' : String(s.default);
     return `| ${s.env === null ? '—' : '`' + s.env + '`'} | \`--${s.flag}\` | ${def} | ${s.meaning} |`;
   });
   return ['| variable | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n');

@@ -42,6 +42,8 @@ export interface ParsedEvents {
   events: unknown[];
   /** For NDJSON: the 1-based line of each event (blank lines are skipped). */
   lines: number[] | null;
+  /** How the body held them: NDJSON lines, a JSON array, or one JSON object. */
+  kind: 'lines' | 'array' | 'object';
 }
 
 /** An ingest body: a JSON object or array, or NDJSON (one value per line, blank lines skipped). */
@@ -56,12 +58,12 @@ export function parseEvents(text: string, type: string): ParsedEvents {
       events.push(parseJson(line.endsWith('\r') ? line.slice(0, -1) : line, i));
       lines.push(i + 1);
     }
-    return { events, lines };
+    return { events, lines, kind: 'lines' };
   }
   if (text.trim() === '') throw badJson('the body is empty; send a JSON object or an array of them', 1, 1);
   const value = parseJson(text);
-  if (Array.isArray(value)) return { events: value, lines: null };
-  if (value !== null && typeof value === 'object') return { events: [value], lines: null };
+  if (Array.isArray(value)) return { events: value, lines: null, kind: 'array' };
+  if (value !== null && typeof value === 'object') return { events: [value], lines: null, kind: 'object' };
   throw apiError('VIGIL_ERR_BAD_REQUEST', ['the body must be a JSON object (one event) or an array of events; for one event per line use Content-Type: application/x-ndjson']);
 }
 

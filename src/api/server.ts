@@ -40,6 +40,8 @@ export type AlertWithDelivery = AlertRecord & { delivery: Record<string, { state
 export interface ServiceCore {
   isReady(): boolean;
   ingest(stream: string, events: unknown[], arrivalTime: number, opts?: IngestOptions): Promise<IngestAnswer>;
+  /** The largest event a stream takes, in bytes (Infinity for an unknown stream). */
+  maxEventBytesOf(stream: string): number;
   listRules(): RuleInfo[];
   getRule(id: string): RuleDetail | null;
   putRule(id: string, text: string): Promise<PutRuleResult>;

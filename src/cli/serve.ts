@@ -92,6 +92,8 @@ export async function serve(args: string[]): Promise<number> {
       lateKeepPerStream: config.lateKeep,
       work: { timeMs: config.workTimeMs, memoryMb: config.workMemoryMb, concurrency: config.workConcurrency, maxEvents: config.backtestMaxEvents, maxPartials: config.backtestMaxPartials },
       onWork: (kind, outcome) => countWork?.(kind, outcome),
+      maxEventBytes: config.maxEventBytes,
+      maxLeadMs: config.maxLeadMs,
       env: process.env,
       configuredSinks: { email: config.smtpUrl !== null, mqtt: config.mqttUrl !== null },
       envPrefix: config.envPrefix,

@@ -19,6 +19,10 @@ export interface CompiledStream {
   idOf: ((data: { [k: string]: Json }) => Json) | null;
   watermarkMs: number;
   idleMs: number | null;
+  /** `max lead D`: how far event time may be ahead of the arrival wall clock; null: the service's setting. */
+  maxLeadMs: number | null;
+  /** `max size N`: largest event in bytes (UTF-8 JSON as sent); null: the service's setting. */
+  maxEventBytes: number | null;
   validate: ((data: { [k: string]: Json }) => string | null) | null;
   sources: string[];
   decl: StreamDecl | null;
@@ -38,6 +42,8 @@ export function implicitStream(name: string): CompiledStream {
     idOf: null,
     watermarkMs: 0,
     idleMs: null,
+    maxLeadMs: null,
+    maxEventBytes: null,
     validate: null,
     sources: [],
     decl: null,
@@ -149,7 +155,7 @@ function signature(d: StreamDecl): string {
   const strip = (v: unknown): unknown =>
     JSON.parse(JSON.stringify(v, (k, x: unknown) => (k === 'span' || k === 'propertySpan' ? undefined : x)));
   // Fixed key order, so that clause order does not change the signature.
-  const out: Record<string, unknown> = { key: null, time: null, id: null, watermark: 0, idle: null, fields: null, sources: null };
+  const out: Record<string, unknown> = { key: null, time: null, id: null, watermark: 0, idle: null, fields: null, sources: null, maxLead: null, maxSize: null };
   const sources: string[] = [];
   for (const c of d.clauses) {
     switch (c.kind) {
@@ -174,6 +180,12 @@ function signature(d: StreamDecl): string {
       case 'source':
         sources.push(c.filter.value);
         break;
+      case 'maxLead':
+        out.maxLead = c.duration.ms;
+        break;
+      case 'maxSize':
+        out.maxSize = c.bytes.value;
+        break;
     }
   }
   out.sources = [...new Set(sources)].sort();
@@ -194,8 +206,11 @@ function mqttFilterError(f: string): string | null {
 }
 
 function clauseName(c: StreamClause): string {
-  return c.kind === 'source' ? 'source mqtt' : c.kind;
+  return c.kind === 'source' ? 'source mqtt' : c.kind === 'maxLead' ? 'max lead' : c.kind === 'maxSize' ? 'max size' : c.kind;
 }
+
+/** The largest `max size` a stream may declare (LMDB values and commits must stay workable). */
+export const MAX_EVENT_BYTES_CEILING = 64 * 1024 * 1024;
 
 function compileDecl(d: StreamDecl, file: string, diagnostics: Diagnostic[]): CompiledStream {
   const err = (code: string, message: string, span: Span): void => {
@@ -265,6 +280,24 @@ function compileDecl(d: StreamDecl, file: string, diagnostics: Diagnostic[]): Co
           kept.push(f);
         }
         s.validate = schemaValidator(kept);
+        break;
+      }
+      case 'maxLead': {
+        const dur = c.duration as { kind?: string; ms?: unknown; span?: Span };
+        if (dur.kind !== 'duration' || typeof dur.ms !== 'number' || !Number.isFinite(dur.ms) || dur.ms < 0) {
+          err('compile/expected-duration', `'max lead' takes a duration, like 10m`, dur.span ?? c.span);
+          break;
+        }
+        s.maxLeadMs = dur.ms;
+        break;
+      }
+      case 'maxSize': {
+        const n = c.bytes.value;
+        if (!Number.isInteger(n) || n < 1 || n > MAX_EVENT_BYTES_CEILING) {
+          err('compile/max-size', `'max size' takes a whole number of bytes from 1 to ${MAX_EVENT_BYTES_CEILING} (64 MiB), like 65536`, c.bytes.span);
+          break;
+        }
+        s.maxEventBytes = n;
         break;
       }
       case 'source': {

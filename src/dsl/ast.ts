@@ -38,7 +38,11 @@ export type StreamClause =
   | { kind: 'fields'; fields: FieldDecl[]; span: Span }
   | { kind: 'source'; transport: 'mqtt'; filter: StringLit; span: Span }
   /** `id FIELD`: a field that identifies an event, used to drop redelivered duplicates. */
-  | { kind: 'id'; field: Expr; span: Span };
+  | { kind: 'id'; field: Expr; span: Span }
+  /** `max lead D`: how far event time may be ahead of the wall clock at arrival (service only). */
+  | { kind: 'maxLead'; duration: DurationLit; span: Span }
+  /** `max size N`: the largest event in bytes (service only). */
+  | { kind: 'maxSize'; bytes: NumberLit; span: Span };
 
 export type FieldType = 'string' | 'number' | 'boolean' | 'time' | 'object' | 'list' | 'any';
 

@@ -383,8 +383,8 @@ class FileParser {
  * `within`). A clause word first on its line starts a clause even after a token that waits
  * for more (`from a,` then `match ...` on the next line) and closes an unbalanced `(` / `[`
  * before it, so a slip costs one clause, not the rest of the rule — unless it reads like a
- * step (`within: x`, `from{2}: x`). `max` starts a clause only as `max partials` (`max(a, b)`
- * is a call), `on` only as `on timeout`. The first word(s) of a clause never start another.
+ * step (`within: x`, `from{2}: x`). `max` starts a clause only as `max partials` (in a rule) or
+ * `max lead` / `max size` (in a stream): `max(a, b)` is a call; `on` only as `on timeout`. The first word(s) of a clause never start another.
  */
 function splitClauses(tokens: Token[], from: number, to: number, kind: 'stream' | 'rule'): [number, number][] {
   const pieces: [number, number][] = [];
@@ -423,9 +423,12 @@ function splitClauses(tokens: Token[], from: number, to: number, kind: 'stream' 
 function clauseHeadLength(tokens: Token[], k: number, kind: 'stream' | 'rule'): number {
   const t = tokens[k];
   if (t === undefined || t.type !== 'ident') return 0;
-  if (kind === 'stream') return STREAM_CLAUSE_WORDS.has(t.text) ? 1 : 0;
-  if (RULE_CLAUSE_WORDS.has(t.text)) return 1;
   const next = tokens[k + 1];
+  if (kind === 'stream') {
+    if (t.text === 'max' && next?.type === 'ident' && (next.text === 'lead' || next.text === 'size')) return 2;
+    return STREAM_CLAUSE_WORDS.has(t.text) ? 1 : 0;
+  }
+  if (RULE_CLAUSE_WORDS.has(t.text)) return 1;
   if (t.text === 'on' && next?.type === 'ident' && next.text === 'timeout') return 2;
   if (t.text === 'max' && next?.type === 'ident' && next.text === 'partials') return 2;
   return 0;
@@ -553,9 +556,9 @@ const GROUPS: { when: string[]; covers: string[]; say: string }[] = [
     say: 'a rule clause (from, match, within, skip, alert, on timeout, throttle, max partials)',
   },
   {
-    when: ['key', 'time', 'watermark', 'idle', 'fields', 'source', 'id'],
-    covers: ['key', 'time', 'watermark', 'idle', 'fields', 'source', 'id'],
-    say: 'a stream clause (key, time, watermark, idle, fields, source, id)',
+    when: ['key', 'time', 'watermark', 'idle', 'fields', 'source', 'id', 'max'],
+    covers: ['key', 'time', 'watermark', 'idle', 'fields', 'source', 'id', 'max'],
+    say: 'a stream clause (key, time, watermark, idle, fields, source, id, max lead, max size)',
   },
 ];
 

@@ -30,6 +30,7 @@ import { Engine, type StreamRuntime } from '../runtime/engine.js';
 import { deliveryName, renderDeliveries } from '../runtime/deliveries.js';
 import { newJournal, type RuleRuntime } from '../runtime/rule-runtime.js';
 import type { KeyState } from '../nfa/nfa.js';
+import { dataFromStoredForm, isMarked, JSON_FORM_MARKER, mark, storedDataForm, storedKeyForm } from '../core/lone-surrogates.js';
 import { decodeEvent, decodeKeyState, encodeEvent, encodeKeyState, type EncodedEvent, type EncodedKeyState, type EncodedKeyStateV2 } from '../state/codec.js';
 import { keyJson, LmdbStore, type Op, type StoredRule, type StoredStream } from '../state/lmdb-store.js';
 import {
@@ -52,6 +53,10 @@ import {
   type SummaryStep,
 } from './types.js';
 
+/** Largest event by default: 1 MiB, as Kafka's default message limit. */
+export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
+/** How far ahead of the wall clock an event's time may be by default: 1 h. */
+export const DEFAULT_MAX_LEAD_MS = 3_600_000;
 /** Waiting answers past which a commit starts at once (see afterCommit). */
 const EAGER_COMMIT_WAITERS = 1000;
 
@@ -68,6 +73,7 @@ export class DurableEngine {
   private readonly lateKeep: number;
   private readonly outboxKeep: number;
   private readonly webhookPolicy: WebhookAddressPolicy;
+  private readonly maxEventBytes: number;
 
   /** Rules directory files (path → text) and API rule texts (name → text). */
   private readonly fileSources = new Map<string, string>();
@@ -123,8 +129,10 @@ export class DurableEngine {
     this.outboxKeep = options.outboxKeep ?? 100_000;
     this.webhookPolicy = options.webhookPolicy ?? new WebhookAddressPolicy();
     this.work = new WorkPool(options.work, this.logger, options.onWork);
+    this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
     this.engine = new Engine({
       now: this.now,
+      maxLeadMs: options.maxLeadMs ?? DEFAULT_MAX_LEAD_MS,
       output: {
         alert: (record, alert, _rule, scope) => {
           const deliveries = renderDeliveries(record, alert, scope);
@@ -137,7 +145,8 @@ export class DurableEngine {
           this.pendingAlerts.push(entry);
         },
         late: (stream, event) => {
-          this.pendingLate.push({ seq: event.seq, stream, time: event.time, arrivalTime: new Date(this.now()).toISOString(), event: event.data });
+          // Stored as JSON text when it holds a lone surrogate (lossless; see core/lone-surrogates.ts).
+          this.pendingLate.push({ seq: event.seq, stream, time: event.time, arrivalTime: new Date(this.now()).toISOString(), event: storedDataForm(event.data) });
           this.noteLate(stream, event.time);
         },
       },
@@ -205,9 +214,20 @@ export class DurableEngine {
         st.counters.accepted = saved.accepted;
         st.counters.late = saved.late;
         st.counters.rejected = saved.rejected;
+        st.counters.tooLarge = saved.tooLarge ?? 0;
+        st.counters.tooFarAhead = saved.tooFarAhead ?? 0;
+        this.healFutureTime(st);
       }
     }
     let restoredKeys = 0;
+    // Records of streams that were removed while the service was down (or by an older release).
+    for (const { key } of store.range('streams')) {
+      const name = key as string;
+      if (this.engine.streams.has(name)) continue;
+      this.pendingOps.push({ db: 'streams', key: name });
+      for (const { key: lateKey } of store.range('late', { start: [name], end: [name + '\u0000'] })) this.pendingOps.push({ db: 'late', key: lateKey });
+      this.logger.info({ stream: name }, 'stored record of a stream that is gone: deleted');
+    }
     for (const rule of program.rules) {
       const before = stored.get(rule.name);
       const origin = this.originOf(rule);
@@ -232,6 +252,7 @@ export class DurableEngine {
     }
     for (const { key } of store.range('late')) {
       const [stream, seq] = key as [string, number];
+      if (!this.engine.streams.has(stream)) continue; // deleted with its stream (above)
       let seqs = this.lateSeqs.get(stream);
       if (!seqs) this.lateSeqs.set(stream, (seqs = []));
       seqs.push(seq);
@@ -246,6 +267,25 @@ export class DurableEngine {
     if (this.options.rulesDir && this.options.watchRules !== false) this.watchRulesDir();
     await this.commitNow();
     this.logger.info({ rules: this.engine.rules.size, streams: this.engine.streams.size, keys: restoredKeys, ms: Date.now() - started }, 'state recovered');
+  }
+
+  /**
+   * A stored stream time further ahead of the wall clock than the stream's maximum lead (written
+   * before the lead was checked, or the clock went back) would keep every later event late:
+   * it is brought back to the wall clock, with a warning. Timers it made due have fired already.
+   */
+  private healFutureTime(st: StreamRuntime): void {
+    if (st.compiled.timeOf === null) return;
+    const now = this.now();
+    const lead = st.compiled.maxLeadMs ?? this.engine.maxLeadMs ?? Infinity;
+    if (!(st.maxTime - now > lead)) return;
+    this.logger.warn(
+      { stream: st.compiled.name, maxTime: st.maxTime, watermark: finite(st.watermark), now, maxLeadMs: lead },
+      'stored stream time is further ahead of the wall clock than the maximum lead: brought back to the wall clock',
+    );
+    st.maxTime = now;
+    st.watermark = Math.min(st.watermark, now - st.compiled.watermarkMs);
+    this.dirtyStreams.add(st);
   }
 
   private restoreRuleState(rr: RuleRuntime): number {
@@ -401,12 +441,26 @@ export class DurableEngine {
     }
     // A stream that no loaded text declares and no rule reads is gone (its MQTT sources too).
     for (const [name, st] of [...this.engine.streams]) {
-      if (!program.streams.has(name) && st.rules.length === 0) this.engine.streams.delete(name);
+      if (!program.streams.has(name) && st.rules.length === 0) this.forgetStream(name, st);
     }
     this.program = program;
     this.scheduleCommit();
     if (result.size > 0) for (const l of this.ruleChangeListeners) l(result);
     return result;
+  }
+
+  /**
+   * A stream that is gone loses its stored record (watermark, counters) and its late events, so
+   * that a stream declared again under the same name starts fresh.
+   */
+  private forgetStream(name: string, st: StreamRuntime): void {
+    this.engine.streams.delete(name);
+    this.dirtyStreams.delete(st);
+    this.pendingLate = this.pendingLate.filter((l) => l.stream !== name);
+    this.pendingOps.push({ db: 'streams', key: name });
+    for (const seq of this.lateSeqs.get(name) ?? []) this.pendingOps.push({ db: 'late', key: [name, seq] });
+    this.lateSeqs.delete(name);
+    this.logger.info({ stream: name }, 'stream removed: its watermark, counters and late events are deleted');
   }
 
   /** After rules were loaded, swapped or removed (what happened to each one's partial matches). */
@@ -787,7 +841,16 @@ export class DurableEngine {
     }
     const answer: IngestAnswer = { accepted: 0, late: 0, rejected: [] };
     const engine = this.engine;
+    const sizes = opts.sizes ?? null;
+    const maxBytes = st.compiled.maxEventBytes ?? this.maxEventBytes;
     for (let i = 0; i < events.length; i++) {
+      if (sizes !== null && sizes[i]! > maxBytes) {
+        // Rejected at the door: a partial match could hold it, and every commit would write it.
+        st.counters.rejected++;
+        st.counters.tooLarge++;
+        answer.rejected.push({ index: i, error: tooLargeText(sizes[i]!, maxBytes, st.compiled.maxEventBytes !== null) });
+        continue;
+      }
       const r = engine.ingest(stream, events[i], arrivalTime, opts.topic);
       if (r.status === 'accepted') answer.accepted++;
       else if (r.status === 'late') answer.late++;
@@ -801,6 +864,12 @@ export class DurableEngine {
       void done.finally(() => this.inflightIdem.delete(idem)).catch(() => {});
     }
     return done;
+  }
+
+  /** The largest event a stream takes, in bytes (its `max size`, else VIGIL_MAX_EVENT_BYTES); Infinity for an unknown stream. */
+  maxEventBytesOf(stream: string): number {
+    const st = this.engine.streams.get(stream);
+    return st === undefined ? Infinity : (st.compiled.maxEventBytes ?? this.maxEventBytes);
   }
 
   // ------------------------------------------------------------ group commit
@@ -888,6 +957,8 @@ export class DurableEngine {
         accepted: st.counters.accepted,
         late: st.counters.late,
         rejected: st.counters.rejected,
+        tooLarge: st.counters.tooLarge,
+        tooFarAhead: st.counters.tooFarAhead,
       };
       ops.push({ db: 'streams', key: st.compiled.name, value: v });
     }
@@ -902,17 +973,17 @@ export class DurableEngine {
     }
     this.pendingLate = [];
     for (const a of this.pendingAlerts) {
-      ops.push({ db: 'outbox', key: a.seq, value: a });
+      ops.push({ db: 'outbox', key: a.seq, value: storedOutboxForm(a) });
       ops.push({ db: 'alertIds', key: a.alert.id, value: a.seq });
       this.outboxCount++;
     }
-    for (const [seq, entry] of this.outboxDirty) ops.push({ db: 'outbox', key: seq, value: entry });
+    for (const [seq, entry] of this.outboxDirty) ops.push({ db: 'outbox', key: seq, value: storedOutboxForm(entry) });
     this.outboxDirty.clear();
     // Keep the outbox bounded: the oldest alerts whose deliveries are all final go first. Only
     // stored entries are candidates (those of this commit are newer than any stored one).
     const firstNew = this.pendingAlerts.length > 0 ? this.pendingAlerts[0]!.seq : this.alertSeq;
     while (this.outboxCount > this.outboxKeep && this.outboxOldest < firstNew) {
-      const stored = this.store.get<OutboxEntry>('outbox', this.outboxOldest);
+      const stored = outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', this.outboxOldest));
       if (stored) {
         const entry = this.freshest(stored);
         if (Object.values(entry.delivery).some((d) => d.state === 'pending' || d.state === 'retrying')) break;
@@ -997,6 +1068,10 @@ export class DurableEngine {
       accepted: st.counters.accepted,
       late: st.counters.late,
       rejected: st.counters.rejected,
+      tooLarge: st.counters.tooLarge,
+      tooFarAhead: st.counters.tooFarAhead,
+      maxEventBytes: st.compiled.maxEventBytes ?? this.maxEventBytes,
+      maxLeadMs: st.compiled.timeOf === null ? null : (st.compiled.maxLeadMs ?? this.engine.maxLeadMs),
       rules: st.rules.map((r) => r.rule.name),
       sources: st.compiled.sources,
     }));
@@ -1009,7 +1084,7 @@ export class DurableEngine {
     const out: LateEntry[] = [];
     for (const { value } of this.store.range<LateEntry>('late', { start: [stream, below === Infinity ? Number.MAX_SAFE_INTEGER : below - 1], end: [stream, -1], reverse: true })) {
       if (out.length === limit) return { late: out, next: String(out[out.length - 1]!.seq) };
-      out.push(value);
+      out.push(typeof value.event === 'string' ? { ...value, event: dataFromStoredForm(value.event as never) as Json } : value);
     }
     return { late: out, next: null };
   }
@@ -1020,8 +1095,8 @@ export class DurableEngine {
     const wantKey = q.key;
     const out: (AlertRecord & { delivery: Record<string, { state: string; attempts: number; lastError: string | null }> })[] = [];
     let lastSeq = -1;
-    for (const { value } of this.store.range<OutboxEntry>('outbox', { start: below - 1, end: -1, reverse: true })) {
-      const entry = this.freshest(value);
+    for (const { value } of this.store.range<OutboxEntry | string>('outbox', { start: below - 1, end: -1, reverse: true })) {
+      const entry = this.freshest(outboxFromStoredForm(value)!);
       if (q.rule !== undefined && entry.alert.rule !== q.rule) continue;
       if (wantKey !== undefined && keyText(entry.alert.key) !== wantKey) continue;
       if (q.since !== undefined && entry.raisedAt < q.since) break;
@@ -1039,8 +1114,8 @@ export class DurableEngine {
   /** Every outbox entry with a delivery not yet final (to resume after a restart). */
   unfinishedDeliveries(): OutboxEntry[] {
     const out: OutboxEntry[] = [];
-    for (const { value } of this.store.range<OutboxEntry>('outbox')) {
-      const entry = this.freshest(value);
+    for (const { value } of this.store.range<OutboxEntry | string>('outbox')) {
+      const entry = this.freshest(outboxFromStoredForm(value)!);
       if (Object.values(entry.delivery).some((d) => d.state === 'pending' || d.state === 'retrying')) out.push(entry);
     }
     return out;
@@ -1053,7 +1128,7 @@ export class DurableEngine {
 
   /** Records a delivery attempt's result; written with the next commit. */
   updateDelivery(seq: number, name: string, state: DeliveryState): void {
-    const known = this.outboxDirty.get(seq) ?? this.store.get<OutboxEntry>('outbox', seq);
+    const known = this.outboxDirty.get(seq) ?? outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', seq));
     if (!known) return;
     const entry: OutboxEntry = { ...known, delivery: { ...known.delivery } };
     entry.delivery[name] = state;
@@ -1170,6 +1245,39 @@ function counterSum(rr: RuleRuntime, droppedByChange: number): number {
 
 function hasErrors(p: CompiledProgram): boolean {
   return p.diagnostics.some((d) => d.severity === 'error');
+}
+
+/**
+ * An outbox entry as stored: as JSON text when its alert holds a lone surrogate (in its key or
+ * a bound event, and so maybe in its message), which msgpack cannot store (core/lone-surrogates.ts).
+ */
+function storedOutboxForm(entry: OutboxEntry): OutboxEntry | string {
+  const a = entry.alert;
+  let holds = storedKeyForm(a.key) !== a.key;
+  for (const step in a.events) {
+    if (holds) break;
+    for (const d of a.events[step]!) {
+      if (d !== null && typeof d === 'object' && isMarked(d)) {
+        holds = true;
+        break;
+      }
+    }
+  }
+  return holds ? JSON_FORM_MARKER + JSON.stringify(entry) : entry;
+}
+
+function outboxFromStoredForm(stored: OutboxEntry | string | undefined): OutboxEntry | undefined {
+  if (typeof stored !== 'string') return stored;
+  const entry = JSON.parse(stored.slice(JSON_FORM_MARKER.length)) as OutboxEntry;
+  // Written again (delivery states change): it must keep its stored form.
+  for (const step in entry.alert.events) for (const d of entry.alert.events[step]!) if (d !== null && typeof d === 'object') mark(d);
+  return entry;
+}
+
+/** The reason given for an event over the maximum event size. */
+function tooLargeText(bytes: number, maxBytes: number, fromStream: boolean): string {
+  const setting = fromStream ? "the stream's 'max size' clause" : 'VIGIL_MAX_EVENT_BYTES';
+  return `the event is ${bytes} bytes, over the maximum event size of ${maxBytes} bytes (${setting})`;
 }
 
 function finite(n: number): number | null {

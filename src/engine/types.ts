@@ -20,6 +20,17 @@ export interface ServiceOptions {
   lateKeepPerStream?: number;
   /** Alerts kept in the outbox once every delivery is final; default 100,000. */
   outboxKeep?: number;
+  /**
+   * Largest event in bytes (its UTF-8 JSON as sent), unless the stream declares `max size`;
+   * default 1 MiB (VIGIL_MAX_EVENT_BYTES). Checked for events whose size the caller measured
+   * (IngestOptions.sizes: HTTP and MQTT do).
+   */
+  maxEventBytes?: number;
+  /**
+   * How far an event's time may be ahead of its arrival wall clock (ms) on a stream with a `time`
+   * field, unless the stream declares `max lead`; default 1 h (VIGIL_MAX_LEAD_MS).
+   */
+  maxLeadMs?: number;
   /** Watch the rules directory for changes (default true). */
   watchRules?: boolean;
   /** Wall clock (ms); default Date.now. */
@@ -61,6 +72,11 @@ export interface IngestOptions {
    * whose packet id may repeat an older one's; only its redeliveries must be dropped).
    */
   recordOnly?: boolean;
+  /**
+   * Bytes of each event as sent (UTF-8 JSON), for the maximum event size; null, or a missing
+   * entry, when not measured (an event is not larger than the body that held it).
+   */
+  sizes?: readonly number[] | null;
 }
 
 export type RuleOrigin = 'file' | 'api';
@@ -145,6 +161,12 @@ export interface StreamInfo {
   accepted: number;
   late: number;
   rejected: number;
+  /** Of the rejected: over the maximum event size / too far ahead of the wall clock. */
+  tooLarge: number;
+  tooFarAhead: number;
+  /** The stream's limits in force (its own clauses, else the service settings). */
+  maxEventBytes: number;
+  maxLeadMs: number | null;
   rules: string[];
   sources: string[];
 }

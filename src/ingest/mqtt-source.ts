@@ -38,6 +38,8 @@
 import { createHash } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
 import type { Logger } from 'pino';
+import { eventSizes } from '../core/event-size.js';
+import { markLoneSurrogates } from '../core/lone-surrogates.js';
 import type { DurableEngine } from '../engine/durable-engine.js';
 import { ServiceError, type IngestAnswer } from '../engine/types.js';
 import type { MqttConnection } from './mqtt-connection.js';
@@ -58,7 +60,7 @@ export interface MqttSourceOptions {
 }
 
 /** What the source needs of the core (DurableEngine satisfies it). */
-export type SourceCore = Pick<DurableEngine, 'ingest' | 'engine' | 'logger'>;
+export type SourceCore = Pick<DurableEngine, 'ingest' | 'engine' | 'logger'> & Partial<Pick<DurableEngine, 'maxEventBytesOf'>>;
 
 /** Payload bytes shown in a rejection message. */
 const REJECTED_PAYLOAD_CHARS = 64 * 1024;
@@ -201,10 +203,13 @@ export class MqttSource {
     }
     const text = payload.toString('utf8');
     let events: unknown[];
+    let kind: 'array' | 'object' = 'object';
     try {
       const parsed: unknown = JSON.parse(text);
-      if (Array.isArray(parsed)) events = parsed;
-      else if (parsed !== null && typeof parsed === 'object') events = [parsed];
+      if (Array.isArray(parsed)) {
+        events = parsed;
+        kind = 'array';
+      } else if (parsed !== null && typeof parsed === 'object') events = [parsed];
       else throw new Error(`payload is JSON ${parsed === null ? 'null' : typeof parsed}, not an object or an array of objects`);
     } catch (err) {
       const error = err instanceof SyntaxError ? `payload is not JSON: ${err.message}` : (err as Error).message;
@@ -212,13 +217,17 @@ export class MqttSource {
       return;
     }
     if (events.length === 0) return;
+    markLoneSurrogates(text, events);
     const digest = createHash('sha1').update(topic).update('\u0000').update(payload).digest('hex');
-    await Promise.all(streams.map((stream) => this.ingestInto(stream, topic, text, events, packet, redelivery, digest)));
+    await Promise.all(streams.map((stream) => this.ingestInto(stream, topic, text, events, kind, packet, redelivery, digest)));
   }
 
-  private async ingestInto(stream: string, topic: string, text: string, events: unknown[], packet: IPublishPacket, redelivery: boolean, digest: string): Promise<void> {
+  private async ingestInto(stream: string, topic: string, text: string, events: unknown[], kind: 'array' | 'object', packet: IPublishPacket, redelivery: boolean, digest: string): Promise<void> {
     const st = this.core.engine.streams.get(stream);
     if (!st) return;
+    // Each event's size as sent, measured only when the payload is over the stream's maximum
+    // (an event over it is rejected by the core: counted, logged, published, acknowledged).
+    const sizes = eventSizes(text, kind, this.core.maxEventBytesOf?.(stream) ?? Infinity);
     const packetKey = packet.qos > 0 && packet.messageId !== undefined ? `mqtt:${stream}:${packet.messageId}:${digest}` : undefined;
     const dup = redelivery;
     const idOf = st.compiled.idOf;
@@ -248,7 +257,8 @@ export class MqttSource {
     const pending: { call: (typeof calls)[number]; applied: boolean; answer: Promise<IngestAnswer> }[] = [];
     for (const call of calls) {
       const before = counted();
-      const answer = this.core.ingest(stream, call.events, arrival, { topic, idempotencyKey: call.key, recordOnly: call.recordOnly });
+      const callSizes = sizes === null ? null : call.indices.map((i) => sizes[i]!);
+      const answer = this.core.ingest(stream, call.events, arrival, { topic, idempotencyKey: call.key, recordOnly: call.recordOnly, sizes: callSizes });
       pending.push({ call, applied: counted() !== before, answer });
     }
     let accepted = 0;

@@ -17,6 +17,9 @@ export interface MetricSpec {
 export const DROP_REASONS = ['skip', 'max_partials', 'timeout_silent', 'rule_changed'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
+/** Per-stream limits an event can break at the door (label `reason` of vigil_events_over_limit_total). */
+export const OVER_LIMIT_REASONS = ['too_large', 'too_far_ahead'] as const;
+
 /** Outcomes of one delivery attempt to a sink (label `outcome` of vigil_deliveries_total). */
 export const DELIVERY_OUTCOMES = ['delivered', 'retried', 'failed'] as const;
 export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
@@ -29,6 +32,7 @@ export const METRICS: readonly MetricSpec[] = [
   { name: 'vigil_events_in_total', type: 'counter', help: 'Events accepted by a stream (in time, valid): they enter the rules reading it.', labels: ['stream'] },
   { name: 'vigil_events_late_total', type: 'counter', help: 'Events that arrived below the stream watermark: kept on the late side output, never matched.', labels: ['stream'] },
   { name: 'vigil_events_rejected_total', type: 'counter', help: 'Events rejected by a stream: not an object, bad or missing time or key, schema broken.', labels: ['stream'] },
+  { name: 'vigil_events_over_limit_total', type: 'counter', help: "Events rejected by a per-stream limit (also in vigil_events_rejected_total): over the maximum event size (too_large), event time further ahead of the wall clock than the maximum lead (too_far_ahead).", labels: ['stream', 'reason'] },
   { name: 'vigil_watermark_seconds', type: 'gauge', help: "The stream's watermark (event time), as epoch seconds; absent until the stream has one.", labels: ['stream'] },
   { name: 'vigil_watermark_lag_seconds', type: 'gauge', help: "Wall clock minus the stream's watermark, in seconds.", labels: ['stream'] },
 

@@ -86,6 +86,16 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
   streamCounter('vigil_events_in_total', (c) => c.accepted);
   streamCounter('vigil_events_late_total', (c) => c.late);
   streamCounter('vigil_events_rejected_total', (c) => c.rejected);
+  new Counter<'stream' | 'reason'>({
+    ...config<'stream' | 'reason'>('vigil_events_over_limit_total'),
+    collect() {
+      this.reset();
+      for (const [stream, st] of engine.streams) {
+        this.inc({ stream, reason: 'too_large' }, st.counters.tooLarge);
+        this.inc({ stream, reason: 'too_far_ahead' }, st.counters.tooFarAhead);
+      }
+    },
+  });
 
   new Gauge<'stream'>({
     ...config<'stream'>('vigil_watermark_seconds'),

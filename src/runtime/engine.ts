@@ -23,7 +23,12 @@ const LATE: IngestResult = Object.freeze({ status: 'late' });
 export interface StreamCounters {
   accepted: number;
   late: number;
+  /** Every rejected event, those over a limit below included. */
   rejected: number;
+  /** Rejected: larger than the stream's maximum event size (checked by the service at the door). */
+  tooLarge: number;
+  /** Rejected: event time further ahead of the arrival wall clock than the stream's maximum lead. */
+  tooFarAhead: number;
 }
 
 export class StreamRuntime {
@@ -31,7 +36,7 @@ export class StreamRuntime {
   watermark = -Infinity;
   /** Wall clock of the last event (for `idle`). */
   lastArrival = -Infinity;
-  readonly counters: StreamCounters = { accepted: 0, late: 0, rejected: 0 };
+  readonly counters: StreamCounters = { accepted: 0, late: 0, rejected: 0, tooLarge: 0, tooFarAhead: 0 };
   readonly rules: RuleRuntime[] = [];
   constructor(public compiled: CompiledStream) {}
 }
@@ -40,6 +45,14 @@ export interface EngineOptions {
   /** The wall clock (ms), for `detectedAt`. */
   now?: () => number;
   output: EngineOutput;
+  /**
+   * How far an event's time may be ahead of its arrival time (ms) on a stream with a `time`
+   * field, unless the stream sets its own `max lead`. Default null: no check at all, `max lead`
+   * clauses included — `vigil run` and backtests replay recorded events whose arrival time is
+   * not the time they were recorded; the service sets one (VIGIL_MAX_LEAD_MS) so that one
+   * sender cannot move a watermark.
+   */
+  maxLeadMs?: number | null;
 }
 
 export class Engine {
@@ -55,10 +68,13 @@ export class Engine {
   /** Reused for validating and filtering an event before it is known to be needed. */
   private readonly probe: StreamEvent = { data: {}, time: 0, seq: 0, stream: '', topic: undefined };
   private readonly output: EngineOutput;
+  /** See EngineOptions.maxLeadMs (null: no check). */
+  readonly maxLeadMs: number | null;
 
   constructor(options: EngineOptions) {
     this.now = options.now ?? Date.now;
     this.output = options.output;
+    this.maxLeadMs = options.maxLeadMs ?? null;
   }
 
   /** Declares or redeclares a stream (its runtime state, watermark included, is kept). */
@@ -118,6 +134,13 @@ export class Engine {
     }
     // Without a time field, event time is the arrival time, never going backwards.
     const time = st.compiled.timeOf === null ? Math.max(checked, st.maxTime) : checked;
+    // A time far ahead of the wall clock would move the watermark there for good: every timer
+    // would fire at once and every later event would be late. Rejected before anything changes.
+    if (this.maxLeadMs !== null && time - arrivalTime > (st.compiled.maxLeadMs ?? this.maxLeadMs) && st.compiled.timeOf !== null) {
+      st.counters.rejected++;
+      st.counters.tooFarAhead++;
+      return { status: 'rejected', error: tooFarAheadText(time, arrivalTime, st.compiled.maxLeadMs ?? this.maxLeadMs, st.compiled.maxLeadMs !== null) };
+    }
     probe.time = time;
     const late = time < st.watermark;
 
@@ -225,4 +248,22 @@ export class Engine {
     }
     return w;
   }
+}
+
+/** The reason given for an event whose time is too far ahead of the wall clock. */
+export function tooFarAheadText(time: number, arrivalTime: number, maxLeadMs: number, fromStream: boolean): string {
+  const iso = (ms: number) => {
+    const d = new Date(ms);
+    return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+  };
+  const setting = fromStream ? "the stream's 'max lead' clause" : 'VIGIL_MAX_LEAD_MS';
+  return `event time ${iso(time)} is ${durationText(time - arrivalTime)} ahead of the arrival time ${iso(arrivalTime)}: more than the maximum lead of ${durationText(maxLeadMs)} (${setting})`;
+}
+
+/** A duration for messages in its largest unit, e.g. 1h, 90s, 2.5h, 2500ms. */
+export function durationText(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size) return `${Math.round((ms / size) * 10) / 10}${unit}`;
+  }
+  return `${ms}ms`;
 }

@@ -9,6 +9,7 @@
 import type { BoundNode, Json, StreamEvent } from '../core/event.js';
 import type { NfaGraph } from '../nfa/graph.js';
 import { KeyState, Run, type Completed } from '../nfa/nfa.js';
+import { dataFromStoredForm, keyFromStoredForm, storedDataForm, storedKeyForm } from '../core/lone-surrogates.js';
 
 export const KEY_STATE_VERSION = 2;
 
@@ -29,11 +30,11 @@ export interface EncodedKeyState {
 }
 
 export function encodeEvent(e: StreamEvent): EncodedEvent {
-  return [e.seq, e.time, e.stream, e.topic ?? null, e.data];
+  return [e.seq, e.time, e.stream, e.topic ?? null, storedDataForm(e.data) as Json];
 }
 
 export function decodeEvent(x: EncodedEvent): StreamEvent {
-  return { seq: x[0], time: x[1], stream: x[2], topic: x[3] ?? undefined, data: x[4] as { [k: string]: Json } };
+  return { seq: x[0], time: x[1], stream: x[2], topic: x[3] ?? undefined, data: dataFromStoredForm(x[4] as { [k: string]: Json }) };
 }
 
 /**
@@ -66,7 +67,7 @@ export function encodeKeyState(ks: KeyState, graph: NfaGraph): EncodedKeyStateV2
       if (ev === undefined) {
         ev = nEvents++;
         eventIds.set(m.event, ev);
-        events.push(m.event.seq, m.event.time, m.event.stream, m.event.topic ?? null, m.event.data);
+        events.push(m.event.seq, m.event.time, m.event.stream, m.event.topic ?? null, storedDataForm(m.event.data));
       }
       nodes.push(m.nameId, ev, m.prev === null ? -1 : nodeIds.get(m.prev)!);
       nodeIds.set(m, nNodes++);
@@ -80,20 +81,21 @@ export function encodeKeyState(ks: KeyState, graph: NfaGraph): EncodedKeyStateV2
   }
   const completed: unknown[] = [];
   for (const c of ks.completed) completed.push(nodeId(c.bound), c.time, c.startTime, c.startSeq);
-  return [2, ks.key, nEvents, ...events, nNodes, ...nodes, ks.runs.length, ...runs, ks.completed.length, ...completed];
+  return [2, storedKeyForm(ks.key, ks.mapKey) as Json, nEvents, ...events, nNodes, ...nodes, ks.runs.length, ...runs, ks.completed.length, ...completed];
 }
 
 /** Decodes a stored key state of any known version (1: nested arrays, 2: flat). */
 export function decodeKeyState(x: EncodedKeyState | EncodedKeyStateV2, graph: NfaGraph): KeyState {
   if (!Array.isArray(x)) return decodeKeyStateV1(x, mapKeyOf(x.key), graph);
-  const mapKey = mapKeyOf(x[1] as Json);
+  const key = keyFromStoredForm(x[1]) as Json;
+  const mapKey = mapKeyOf(key);
   if (x[0] !== 2) throw new Error(`unknown key state version ${String(x[0])}`);
   const guards = (i: number) => (i < 0 ? null : (graph.guardSets[i] ?? null));
   let p = 2;
   const nEvents = x[p++] as number;
   const events: StreamEvent[] = new Array(nEvents);
   for (let i = 0; i < nEvents; i++, p += 5) {
-    events[i] = { seq: x[p] as number, time: x[p + 1] as number, stream: x[p + 2] as string, topic: (x[p + 3] as string | null) ?? undefined, data: x[p + 4] as { [k: string]: Json } };
+    events[i] = { seq: x[p] as number, time: x[p + 1] as number, stream: x[p + 2] as string, topic: (x[p + 3] as string | null) ?? undefined, data: dataFromStoredForm(x[p + 4] as { [k: string]: Json }) };
   }
   const nNodes = x[p++] as number;
   const nodes: BoundNode[] = new Array(nNodes);
@@ -102,7 +104,7 @@ export function decodeKeyState(x: EncodedKeyState | EncodedKeyStateV2, graph: Nf
     const pn = prev < 0 ? null : nodes[prev]!;
     nodes[i] = { nameId: x[p] as number, event: events[x[p + 1] as number]!, prev: pn, length: pn === null ? 1 : pn.length + 1 };
   }
-  const ks = new KeyState(x[1] as Json, mapKey);
+  const ks = new KeyState(key, mapKey);
   const nRuns = x[p++] as number;
   const runs: Run[] = new Array(nRuns);
   for (let i = 0; i < nRuns; i++, p += 11) {
@@ -154,3 +156,4 @@ function decodeKeyStateV1(x: EncodedKeyState, mapKey: unknown, graph: NfaGraph):
 export function mapKeyOf(key: Json): unknown {
   return key !== null && typeof key === 'object' ? JSON.stringify(key) : key;
 }
+

@@ -41,6 +41,9 @@ export interface StoredStream {
   accepted: number;
   late: number;
   rejected: number;
+  /** Absent in records written before the limits existed. */
+  tooLarge?: number;
+  tooFarAhead?: number;
 }
 
 export type DbName = 'meta' | 'rules' | 'keys' | 'buffer' | 'throttle' | 'streams' | 'outbox' | 'alertIds' | 'late' | 'idem';

@@ -31,6 +31,8 @@ describe('loadConfig', () => {
       workConcurrency: 2,
       backtestMaxEvents: 100_000,
       backtestMaxPartials: 200_000,
+      maxEventBytes: 1024 * 1024,
+      maxLeadMs: 3_600_000,
       fromSavepoint: null,
     });
   });
@@ -125,8 +127,8 @@ describe('JSON error locator', () => {
   });
 
   test('parseEvents: object, array, NDJSON lines', () => {
-    expect(parseEvents('{"a":1}', 'application/json')).toEqual({ events: [{ a: 1 }], lines: null });
-    expect(parseEvents('[1,{"a":1}]', 'application/json')).toEqual({ events: [1, { a: 1 }], lines: null });
-    expect(parseEvents('\n{"a":1}\n\n2\n', 'application/x-ndjson')).toEqual({ events: [{ a: 1 }, 2], lines: [2, 4] });
+    expect(parseEvents('{"a":1}', 'application/json')).toEqual({ events: [{ a: 1 }], lines: null, kind: 'object' });
+    expect(parseEvents('[1,{"a":1}]', 'application/json')).toEqual({ events: [1, { a: 1 }], lines: null, kind: 'array' });
+    expect(parseEvents('\n{"a":1}\n\n2\n', 'application/x-ndjson')).toEqual({ events: [{ a: 1 }, 2], lines: [2, 4], kind: 'lines' });
   });
 });

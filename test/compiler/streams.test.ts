@@ -45,6 +45,47 @@ const TX = `stream transactions {
 const newScope = (): EvalScope => ({ candidate: null, bound: null, key: null, time: 0 });
 
 describe('compileStreams', () => {
+  it('max lead and max size: per-stream limits; max(a, b) in a key is still a call', () => {
+    const { map, diagnostics } = streams(`stream s {
+  key max(a, b)
+  time ts
+  max lead 10m
+  max size 65536
+}`, 'stream plain {\n  key k\n}');
+    expect(diagnostics).toEqual([]);
+    const s = map.get('s')!;
+    expect(s.maxLeadMs).toBe(600_000);
+    expect(s.maxEventBytes).toBe(65_536);
+    expect(s.keyOf!({ candidate: { data: { a: 1, b: 7 }, time: 0, seq: 0, stream: 's', topic: undefined }, bound: null, key: null, time: 0 })).toBe(7);
+    expect(map.get('plain')).toMatchObject({ maxLeadMs: null, maxEventBytes: null });
+  });
+
+  it('max size out of range, max lead without a duration, one of them twice: errors at the clause', () => {
+    const { diagnostics } = streams(`stream s {
+  max size 0
+}`, `stream t {
+  max size 1.5
+}`, `stream v {
+  max lead 1m
+  max lead 2m
+}`);
+    expect(diagnostics.map((d) => `${d.file}:${d.line}:${d.col} ${d.code}`)).toEqual([
+      'f0.vigil:2:12 compile/max-size',
+      'f1.vigil:2:12 compile/max-size',
+      'f2.vigil:3:3 compile/duplicate-clause',
+    ]);
+    expect(diagnostics[0]!.message).toContain('whole number of bytes');
+    expect(diagnostics[2]!.message).toContain("more than one 'max lead' clause");
+    // A number where a duration belongs is a syntax error at the number.
+    const bad = parseProgram('stream u {\n  max lead 5\n}', 'u.vigil').diagnostics;
+    expect(bad.map((d) => `${d.line}:${d.col} ${d.message}`)).toEqual(["2:12 unexpected '5', expected a duration (like 5s)"]);
+  });
+
+  it('a declaration that differs only in max lead or max size conflicts', () => {
+    const { diagnostics } = streams('stream s {\n  max size 100\n}', 'stream s {\n  max size 200\n}', 'stream s {\n  max size 100\n}');
+    expect(diagnostics.map((d) => d.code)).toEqual(['compile/stream-conflict']);
+  });
+
   it('compiles every clause', () => {
     const { map, diagnostics } = streams(TX);
     expect(diagnostics).toEqual([]);
@@ -64,7 +105,7 @@ describe('compileStreams', () => {
     const s = map.get('s')!;
     expect(s).toMatchObject({ declared: true, keyOf: null, timeOf: null, idOf: null, watermarkMs: 0, idleMs: null, validate: null, sources: [] });
     expect(implicitStream('x')).toEqual({
-      name: 'x', declared: false, keyOf: null, timeOf: null, idOf: null, watermarkMs: 0, idleMs: null, validate: null, sources: [], decl: null,
+      name: 'x', declared: false, keyOf: null, timeOf: null, idOf: null, watermarkMs: 0, idleMs: null, maxLeadMs: null, maxEventBytes: null, validate: null, sources: [], decl: null,
     });
   });
 

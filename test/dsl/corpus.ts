@@ -76,6 +76,13 @@ export const OWN_SNIPPETS: string[] = [
   source mqtt "y"
 }`,
   `stream s { key lower(user.email) time meta.ts }`,
+  // per-stream limits; `max(...)` in a key stays a call
+  `stream s { key max(a, b) time ts max lead 10m max size 65536 }`,
+  `stream s {
+  max size 1048576
+  max lead 1h
+  key max
+}`,
   `stream s { key time time key id source }`,
   `stream s { fields { key: string time: time source: string id: string fields: object in: number not: any } }`,
   `stream empty {}`,

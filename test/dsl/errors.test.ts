@@ -17,7 +17,7 @@ describe('each error kind, positioned', () => {
       "1:10 dsl/unexpected-token: unexpected 'frm', expected a rule clause (from, match, within, skip, alert, on timeout, throttle, max partials)",
     ]);
     expect(errorsOf('stream s { wm 5s }')).toEqual([
-      "1:12 dsl/unexpected-token: unexpected 'wm', expected a stream clause (key, time, watermark, idle, fields, source, id)",
+      "1:12 dsl/unexpected-token: unexpected 'wm', expected a stream clause (key, time, watermark, idle, fields, source, id, max lead, max size)",
     ]);
     expect(errorsOf('stream s { fields { a: strng } }')).toEqual([
       "1:24 dsl/unexpected-token: unexpected 'strng', expected a type (string, number, boolean, time, object, list, any)",
