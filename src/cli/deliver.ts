@@ -10,7 +10,7 @@ import type { EvalScope } from '../core/event.js';
 import type { CompiledAlert } from '../compiler/rule.js';
 import { renderDeliveries } from '../runtime/deliveries.js';
 import { createSinkRegistry } from '../sinks/registry.js';
-import { defaultRetryPolicy, retryDelivery } from '../sinks/retry.js';
+import { replayRetryPolicy, retryDelivery } from '../sinks/retry.js';
 
 export function createReplayDelivery(onError: (line: string) => void): {
   onAlert: (record: AlertRecord, alert: CompiledAlert, scope: EvalScope) => void;
@@ -45,7 +45,7 @@ export function createReplayDelivery(onError: (line: string) => void): {
         pending.push(
           (async () => {
             const registry = await registryPromise;
-            const result = await retryDelivery(registry.sinkFor(d.kind), record, d, defaultRetryPolicy);
+            const result = await retryDelivery(registry.sinkFor(d.kind), record, d, replayRetryPolicy);
             if (!result.outcome.ok) {
               failures++;
               onError(`vigil run --deliver: alert ${record.id} to ${d.kind} failed after ${result.attempts} attempt(s): ${result.outcome.error}`);

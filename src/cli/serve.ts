@@ -16,6 +16,7 @@ import { MqttConnection } from '../ingest/mqtt-connection.js';
 import { MqttSource } from '../ingest/mqtt-source.js';
 import { createMetrics } from '../metrics/registry.js';
 import { createSinkRegistry } from '../sinks/registry.js';
+import { retryPolicy } from '../sinks/retry.js';
 
 const say = (line: string): void => {
   process.stderr.write(`vigil serve: ${line}\n`);
@@ -83,7 +84,12 @@ export async function serve(args: string[]): Promise<number> {
       checkpointMs: config.checkpointMs,
       idempotencyTtlMs: config.idempotencyTtlMs,
       outboxKeep: config.outboxKeep,
+      outboxMaxBytes: config.outboxMaxBytes,
       lateKeepPerStream: config.lateKeep,
+      lateMaxBytesPerStream: config.lateMaxBytes,
+      pageMaxBytes: config.pageMaxBytes,
+      idempotencySweepBatch: config.idempotencySweepBatch,
+      savepointsKeep: config.savepointsKeep,
       env: process.env,
       logger,
       onFatal: (error) => fatal?.(error),
@@ -100,6 +106,8 @@ export async function serve(args: string[]): Promise<number> {
     engine: core.engine,
     stateSizeBytes: () => core.store.sizeBytes(),
     outboxBacklog: () => core.outboxBacklog(),
+    givenUp: () => core.givenUp,
+    pruned: () => core.pruned,
     mqttConnected: () => (connection === null ? null : connection.connected),
   });
   core.onCheckpoint((seconds, ok) => metrics.observeCheckpoint(seconds, ok));
@@ -111,7 +119,7 @@ export async function serve(args: string[]): Promise<number> {
   // MQTT: one connection for ingest (`source mqtt` filters) and the `to mqtt` sink.
   let source: MqttSource | null = null;
   if (config.mqttUrl !== null) {
-    connection = new MqttConnection({ url: config.mqttUrl, logger });
+    connection = new MqttConnection({ url: config.mqttUrl, logger, maxReconnectPeriodMs: config.mqttReconnectMaxMs });
     source = new MqttSource(core, connection, { onMessage: (stream, outcome) => metrics.countMqtt(stream, outcome), logger });
     await source.start();
   }
@@ -124,6 +132,7 @@ export async function serve(args: string[]): Promise<number> {
   // Delivery: the outbox, one queue per sink target, retries with backoff.
   const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null });
   const dispatcher = new Dispatcher(core, sinks, {
+    policy: retryPolicy({ maxDelayMs: config.deliveryMaxBackoffMs, maxAgeMs: config.deliveryMaxAgeMs }),
     onDelivery: (sink, outcome, latencySeconds) => metrics.observeDelivery(sink, outcome, latencySeconds),
     logger,
   });

@@ -23,6 +23,14 @@ describe('loadConfig', () => {
       idempotencyTtlMs: 86_400_000,
       outboxKeep: 100_000,
       lateKeep: 10_000,
+      lateMaxBytes: 64 * 1024 * 1024,
+      outboxMaxBytes: 256 * 1024 * 1024,
+      deliveryMaxAgeMs: 86_400_000,
+      deliveryMaxBackoffMs: 300_000,
+      pageMaxBytes: 8 * 1024 * 1024,
+      idempotencySweepBatch: 1000,
+      savepointsKeep: 5,
+      mqttReconnectMaxMs: 3000,
       fromSavepoint: null,
     });
   });
