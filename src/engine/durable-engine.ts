@@ -783,7 +783,8 @@ export class DurableEngine {
       ops.push({ db: 'outbox', key: seq, value: entry });
       ops.push(hasUnfinished(entry) ? { db: 'unfinished', key: seq, value: 1 } : { db: 'unfinished', key: seq });
     }
-    this.outboxDirty.clear();
+    // outboxDirty is cleared after the pruning below: what it reads of the store is not yet
+    // this commit's, so it must see the entries changed here (the freshest copies).
     // Only stored entries are candidates (those of this commit are newer than any stored one).
     const firstNew = this.pendingAlerts.length > 0 ? this.pendingAlerts[0]!.seq : this.alertSeq;
     const forced: OutboxEntry[] = [];
@@ -807,6 +808,7 @@ export class DurableEngine {
       }
       this.outboxOldest++;
     }
+    this.outboxDirty.clear();
     if (forced.length > 0) this.noteGivenUp(forced, forcedDrops, 'outbox_full', fullReason);
     if (this.outboxCount === 0) this.outboxBytes = 0;
     const stats: OutboxStats = {
