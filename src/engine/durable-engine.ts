@@ -1089,7 +1089,17 @@ export class DurableEngine {
       if (!stored) return null;
       candidates.push(this.freshest(stored));
     } else {
-      for (const { value } of this.store.range<OutboxEntry>('outbox')) candidates.push(this.freshest(value));
+      // Admin action: one pass over the outbox (bounded by its size), keeping only what matches.
+      for (const { value } of this.store.range<OutboxEntry>('outbox')) {
+        const entry = this.freshest(value);
+        for (const name in entry.delivery) {
+          const d = entry.delivery[name]!;
+          if (d.state === 'failed' && d.sink === filter.sink) {
+            candidates.push(entry);
+            break;
+          }
+        }
+      }
     }
     const now = this.now();
     const requeued: OutboxEntry[] = [];
