@@ -370,7 +370,10 @@ export class Dispatcher {
       job.lastChance = backoff >= ageLeft;
       this.record(job, { ...base, state: 'retrying', lastError: outcome.error, nextAttemptAt: now + delay, deliveredAt: null });
       this.onDelivery?.(kind, 'retried');
-      this.logger.warn({ ...ctx, error: outcome.error, retryInMs: delay }, 'alert delivery failed; will retry');
+      // Retries last up to a day: log attempts 1, 2, 4, 8, … at warn (about a dozen lines per
+      // delivery and day), the others at debug, so a receiver down for hours does not flood the log.
+      const loud = (attempts & (attempts - 1)) === 0;
+      this.logger[loud ? 'warn' : 'debug']({ ...ctx, error: outcome.error, retryInMs: delay }, 'alert delivery failed; will retry');
       this.later(job, delay);
       return;
     }
