@@ -79,6 +79,8 @@ interface Job {
   cancelled: boolean;
   /** The stored state is `waiting` already. */
   waiting: boolean;
+  /** In its queue's `ready` list. */
+  queued: boolean;
   queue: Queue;
   timer: NodeJS.Timeout | null;
 }
@@ -89,6 +91,8 @@ interface Queue {
   /** Index of the next job in `ready` (a cheap FIFO without shifting). */
   head: number;
   inFlight: number;
+  /** Jobs in `ready` given up by the core meanwhile (compacted away when they pile up). */
+  cancelled: number;
 }
 
 /** What the dispatcher needs of the core (DurableEngine satisfies it). */
@@ -185,6 +189,7 @@ export class Dispatcher {
           if (job.timer) clearTimeout(job.timer);
           job.timer = null;
           this.jobs.delete(job.id);
+          if (job.queued) this.dropCancelled(job.queue);
         }
       });
     }
@@ -223,7 +228,7 @@ export class Dispatcher {
       if (this.jobs.has(id)) continue;
       const key = queueKeyOf(delivery);
       let queue = this.queues.get(key);
-      if (!queue) this.queues.set(key, (queue = { key, ready: [], head: 0, inFlight: 0 }));
+      if (!queue) this.queues.set(key, (queue = { key, ready: [], head: 0, inFlight: 0, cancelled: 0 }));
       const job: Job = {
         id,
         seq: entry.seq,
@@ -237,6 +242,7 @@ export class Dispatcher {
         lastChance: false,
         cancelled: false,
         waiting: state?.state === 'waiting',
+        queued: false,
         queue,
         timer: null,
       };
@@ -262,8 +268,23 @@ export class Dispatcher {
   }
 
   private enqueue(job: Job): void {
+    job.queued = true;
     job.queue.ready.push(job);
     this.pump(job.queue);
+  }
+
+  /**
+   * Counts a cancelled job left in a queue's ready list; once they are more than half of it,
+   * the list is compacted, so a hanging sink whose backlog the core keeps giving up does not
+   * grow the list without bound.
+   */
+  private dropCancelled(q: Queue): void {
+    q.cancelled++;
+    const waiting = q.ready.length - q.head;
+    if (q.cancelled < 1024 || q.cancelled * 2 < waiting) return;
+    q.ready = q.ready.slice(q.head).filter((j) => !j.cancelled);
+    q.head = 0;
+    q.cancelled = 0;
   }
 
   private policyOf(job: Job): RetryPolicy {
@@ -316,9 +337,14 @@ export class Dispatcher {
   private pump(q: Queue): void {
     while (this.running && q.inFlight < this.concurrency && q.head < q.ready.length) {
       const job = q.ready[q.head++]!;
+      job.queued = false;
       if (q.head > 1024 && q.head * 2 > q.ready.length) {
         q.ready = q.ready.slice(q.head);
         q.head = 0;
+      }
+      if (job.cancelled) {
+        q.cancelled = Math.max(0, q.cancelled - 1);
+        continue;
       }
       if (!this.ready(job)) continue;
       q.inFlight++;

@@ -234,6 +234,20 @@ describe('a dead sink: the outbox stays bounded', () => {
     expect(core2.store.dbs.unfinished.getCount()).toBe(core2.outboxTotals().backlogCount);
   }, 30_000);
 
+  it("the dispatcher's queue of a hanging sink stays bounded too while the core gives up its backlog", async () => {
+    const policy = retryPolicy({ baseDelayMs: 50, maxDelayMs: 200, maxAgeMs: 3600_000, timeoutMs: 5000 });
+    const t = await core(rule('flood', `    to webhook "${receiver.url}/flood"`), { outboxKeep: 200 });
+    const { dispatcher } = dispatch(t.core, policy);
+    for (let i = 0; i < 30; i++) await t.core.ingest('readings', readings(200, i * 200), Date.now());
+    await t.core.commitNow();
+    expect(t.core.givenUp.get('webhook backlog_full')).toBeGreaterThan(5000);
+    expect(t.core.outboxTotals().backlogCount).toBeLessThanOrEqual(100);
+    // 6,000 alerts were queued; what is left waiting is the live backlog plus at most the
+    // not yet compacted cancelled jobs (fewer than 1,024 or half the list).
+    const ready = dispatcher.stats().reduce((n, q) => n + q.ready, 0);
+    expect(ready).toBeLessThanOrEqual(2 * 1024 + 200);
+  }, 30_000);
+
   it('by age: queued deliveries that never got an attempt are failed at the maximum age', async () => {
     const policy = retryPolicy({ baseDelayMs: 50, maxDelayMs: 200, maxAgeMs: 400, timeoutMs: 800 });
     const t = await core(rule('stale', `    to webhook "${receiver.url}/stale"`));
