@@ -277,6 +277,12 @@ export class DurableEngine {
       if (this.outboxCount === 0) this.outboxOldest = key as number;
       this.outboxCount++;
       const bytes = value.bytes ?? jsonBytes(value);
+      if (value.bytes === undefined) {
+        // Written before entries carried their size: stored once with it, so that what pruning
+        // subtracts later is what was added here.
+        value.bytes = bytes;
+        this.pendingOps.push({ db: 'outbox', key: value.seq, value });
+      }
       this.outboxBytes += bytes;
       let open = false;
       for (const d of Object.values(value.delivery)) {
@@ -803,7 +809,7 @@ export class DurableEngine {
         ops.push({ db: 'unfinished', key: entry.seq });
         this.outboxDirty.delete(entry.seq);
         this.outboxCount--;
-        this.outboxBytes -= entry.bytes ?? 0;
+        this.outboxBytes = Math.max(0, this.outboxBytes - (entry.bytes ?? 0));
         this.pruned.outbox++;
       }
       this.outboxOldest++;

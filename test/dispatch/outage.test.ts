@@ -10,7 +10,8 @@ import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../src/dispatch/dispatcher.js';
-import type { DurableEngine } from '../../src/engine/durable-engine.js';
+import { DurableEngine } from '../../src/engine/durable-engine.js';
+import { LmdbStore, type Op } from '../../src/state/lmdb-store.js';
 import type { ServiceOptions } from '../../src/engine/types.js';
 import { createSinkRegistry, type SinkSettings } from '../../src/sinks/registry.js';
 import { retryPolicy, type RetryPolicy } from '../../src/sinks/retry.js';
@@ -247,6 +248,35 @@ describe('a dead sink: the outbox stays bounded', () => {
     const ready = dispatcher.stats().reduce((n, q) => n + q.ready, 0);
     expect(ready).toBeLessThanOrEqual(2 * 1024 + 200);
   }, 30_000);
+
+  it('state written before the outbox totals were stored: the first start scans once and rebuilds them and the index', async () => {
+    const t = await core(rule('legacy', '    to log')); // no dispatcher: the log deliveries stay pending
+    await t.core.ingest('readings', readings(30), Date.now());
+    await t.core.commitNow();
+    const totals = t.core.outboxTotals();
+    await t.core.close();
+    // The old layout: no stored totals, no index of unfinished entries, no sizes in the entries.
+    const store = LmdbStore.open(t.options.dataDir);
+    const ops: Op[] = [{ db: 'meta', key: 'outbox' }];
+    for (const { key, value } of store.range<Record<string, unknown>>('outbox')) {
+      const { bytes: _bytes, ...old } = value;
+      ops.push({ db: 'outbox', key, value: old });
+    }
+    for (const { key } of store.range('unfinished')) ops.push({ db: 'unfinished', key });
+    store.commit(ops);
+    expect(store.dbs.unfinished.getCount()).toBe(0);
+    await store.close();
+
+    t.core = await DurableEngine.open(t.options);
+    const again = t.core.outboxTotals();
+    expect(again.count).toBe(totals.count);
+    expect(again.backlogCount).toBe(30);
+    expect(Math.abs(again.bytes - totals.bytes)).toBeLessThan(totals.bytes * 0.05);
+    expect(t.core.outboxBacklog()).toEqual({ log: 30 });
+    expect(t.core.unfinishedDeliveries()).toHaveLength(30);
+    expect(t.core.store.dbs.unfinished.getCount()).toBe(30);
+    for (const { value } of t.core.store.range<{ bytes?: number }>('outbox')) expect(value.bytes).toBeGreaterThan(0);
+  });
 
   it('by age: queued deliveries that never got an attempt are failed at the maximum age', async () => {
     const policy = retryPolicy({ baseDelayMs: 50, maxDelayMs: 200, maxAgeMs: 400, timeoutMs: 800 });
