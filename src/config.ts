@@ -42,6 +42,17 @@ export interface Config {
   maxEventBytes: number;
   /** How far an event's time may be ahead of the wall clock (ms), unless its stream declares `max lead`. */
   maxLeadMs: number;
+  /** Delivery retries: how long a delivery is retried (ms) before it is failed. */
+  deliveryMaxAgeMs: number;
+  /** Delivery retries: the longest pause between two attempts (ms). */
+  deliveryMaxBackoffMs: number;
+  outboxMaxBytes: number;
+  lateMaxBytes: number;
+  pageMaxBytes: number;
+  idempotencySweepBatch: number;
+  savepointsKeep: number;
+  /** MQTT: the longest pause between two reconnect attempts (ms). */
+  mqttReconnectMaxMs: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
   /** Webhook targets allowed although internal: IPs, CIDR blocks, host names, `self`. */
@@ -64,6 +75,8 @@ interface Setting {
   flag: string;
   kind: Kind;
   default: string | number | null;
+  /** The default as the README shows it, when the plain number is hard to read. */
+  shown?: string;
   meaning: string;
   /** Smallest value allowed (numbers). */
   min?: number;
@@ -75,16 +88,16 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'port', env: 'VIGIL_PORT', flag: 'port', kind: 'port', default: 8080, meaning: 'HTTP port (0: any free port).' },
   { key: 'dataDir', env: 'VIGIL_DATA_DIR', flag: 'data-dir', kind: 'path', default: './data', meaning: 'State directory (LMDB): partial matches, timers, watermarks, outbox, idempotency keys.' },
   { key: 'rulesDir', env: 'VIGIL_RULES_DIR', flag: 'rules-dir', kind: 'path', default: './rules', meaning: 'Directory of `*.vigil` files, loaded at start and hot-loaded on change.' },
-  { key: 'mqttUrl', env: 'VIGIL_MQTT_URL', flag: 'mqtt-url', kind: 'mqtt-url', default: null, meaning: 'MQTT broker (mqtt://, mqtts://, ws://, wss://) for `source mqtt` ingest and `to mqtt` alerts; none: MQTT off.' },
+  { key: 'mqttUrl', env: 'VIGIL_MQTT_URL', flag: 'mqtt-url', kind: 'mqtt-url', default: null, meaning: 'MQTT broker (mqtt://, mqtts://, ws://, wss://) for `source mqtt` ingest and `to mqtt` alerts; none: MQTT off, and `to mqtt` deliveries wait (state `waiting`) for a start with it set.' },
   { key: 'mqttClientId', env: 'VIGIL_MQTT_CLIENT_ID', flag: 'mqtt-client-id', kind: 'string', default: null, meaning: 'MQTT client id (the broker keeps the persistent session under it). None: the URL\'s `?clientId=`, else `vigil-<hostname>-<8 hex of the absolute data dir>`, so instances with their own data dirs never share a session.' },
-  { key: 'smtpUrl', env: 'VIGIL_SMTP_URL', flag: 'smtp-url', kind: 'smtp-url', default: null, meaning: 'SMTP server (smtp:// or smtps://, credentials in the URL, `?requireTLS=true` for STARTTLS) for `to email`; none: email deliveries fail visibly.' },
-  { key: 'mailFrom', env: 'VIGIL_MAIL_FROM', flag: 'mail-from', kind: 'string', default: null, meaning: 'From address of alert mail (none: vigil@HOSTNAME, with the machine name).' },
-  { key: 'apiToken', env: 'VIGIL_API_TOKEN', flag: 'api-token', kind: 'token', default: null, meaning: 'Bearer token required by rule and stream writes (PUT/DELETE /rules/:id, /streams/:stream) and /admin/*. Any printable characters, spaces included (leading and trailing spaces are dropped). Reads, ingest, validate and backtest stay open; with the token, `GET /rules/:id` shows the rule text unredacted.' },
+  { key: 'smtpUrl', env: 'VIGIL_SMTP_URL', flag: 'smtp-url', kind: 'smtp-url', default: null, meaning: 'SMTP server (smtp:// or smtps://, credentials in the URL, `?requireTLS=true` for STARTTLS) for `to email`; none: email deliveries wait (state `waiting`) for a start with it set.' },
+  { key: 'mailFrom', env: 'VIGIL_MAIL_FROM', flag: 'mail-from', kind: 'string', default: null, shown: 'vigil@&lt;hostname&gt;', meaning: 'From address of alert mail.' },
+  { key: 'apiToken', env: 'VIGIL_API_TOKEN', flag: 'api-token', kind: 'token', default: null, meaning: 'Bearer token required by rule and stream writes (PUT/DELETE /rules/:id, /streams/:stream), POST /alerts/:id/retry and /admin/*. Any printable characters, spaces included (leading and trailing spaces are dropped). Reads, ingest, validate and backtest stay open; with the token, `GET /rules/:id` shows the rule text unredacted.' },
   { key: 'checkpointMs', env: 'VIGIL_CHECKPOINT_MS', flag: 'checkpoint-ms', kind: 'int', default: 5, meaning: 'Group commit: how long changes gather after an idle period before a commit starts (ms); under load commits run back to back. An ingest is answered after the commit that holds it.' },
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', kind: 'log-level', default: 'info', meaning: `JSON log level: ${LOG_LEVELS.join(', ')}.` },
   { key: 'bodyLimit', env: 'VIGIL_BODY_LIMIT', flag: 'body-limit', kind: 'positive-int', default: 16 * 1024 * 1024, meaning: 'Largest request body in bytes; larger bodies get 413.' },
   { key: 'idempotencyTtlMs', env: 'VIGIL_IDEMPOTENCY_TTL_MS', flag: 'idempotency-ttl-ms', kind: 'int', default: 24 * 60 * 60 * 1000, meaning: 'How long an ingest Idempotency-Key is remembered (ms).' },
-  { key: 'outboxKeep', env: 'VIGIL_OUTBOX_KEEP', flag: 'outbox-keep', kind: 'int', default: 100_000, meaning: 'Alerts kept in the outbox (GET /alerts); the oldest whose deliveries are all final are pruned beyond it.' },
+  { key: 'outboxKeep', env: 'VIGIL_OUTBOX_KEEP', flag: 'outbox-keep', kind: 'int', default: 100_000, meaning: 'Alerts kept in the outbox (GET /alerts); the oldest are pruned beyond it (one still undelivered is marked failed first, counted and logged). Undelivered alerts may fill at most half of it.' },
   { key: 'lateKeep', env: 'VIGIL_LATE_KEEP', flag: 'late-keep', kind: 'int', default: 10_000, meaning: 'Late events kept per stream on the late side output; the oldest are pruned beyond it.' },
   { key: 'webhookAllow', env: 'VIGIL_WEBHOOK_ALLOW', flag: 'webhook-allow', kind: 'allow-list', default: null, meaning: 'Webhook targets allowed although internal, comma-separated: IP addresses, CIDR blocks (`10.0.0.0/8`), host names, `self` (this service). Without it loopback, link-local, private and unspecified addresses and the service itself are refused (see docs/limits.md).' },
   { key: 'envPrefix', env: 'VIGIL_ENV_PREFIX', flag: 'env-prefix', kind: 'env-prefix', default: 'VIGIL_SECRET_', meaning: '`env("NAME")` in sink settings reads only variables whose names start with this; any other name is a compile error.' },
@@ -95,6 +108,14 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'backtestMaxPartials', env: 'VIGIL_BACKTEST_MAX_PARTIALS', flag: 'backtest-max-partials', kind: 'positive-int', default: 200_000, meaning: 'Most partial matches one backtest may hold at once, over every rule and key (422 VIGIL_ERR_WORK_LIMIT above).' },
   { key: 'maxEventBytes', env: 'VIGIL_MAX_EVENT_BYTES', flag: 'max-event-bytes', kind: 'positive-int', default: 1024 * 1024, meaning: "Largest event in bytes (its JSON as sent, UTF-8), unless its stream declares `max size`; a larger event is rejected with its reason (HTTP: in the ingest answer; MQTT: logged, counted, acknowledged). See docs/limits.md." },
   { key: 'maxLeadMs', env: 'VIGIL_MAX_LEAD_MS', flag: 'max-lead-ms', kind: 'int', default: 60 * 60 * 1000, meaning: "How far an event's time may be ahead of the wall clock at arrival (ms), unless its stream declares `max lead`; a later time is rejected with its reason, so one sender cannot move a watermark. Streams without a `time` field are not checked. See docs/limits.md." },
+  { key: 'lateMaxBytes', env: 'VIGIL_LATE_MAX_BYTES', flag: 'late-max-bytes', kind: 'positive-int', default: 64 * 1024 * 1024, shown: '67108864 (64 MiB)', meaning: 'Bytes of late events (as JSON) kept per stream on the late side output; the oldest are pruned beyond it.' },
+  { key: 'outboxMaxBytes', env: 'VIGIL_OUTBOX_MAX_BYTES', flag: 'outbox-max-bytes', kind: 'positive-int', default: 256 * 1024 * 1024, shown: '268435456 (256 MiB)', meaning: 'Bytes of alerts (as JSON) the outbox holds; the oldest are pruned beyond it. Undelivered alerts may fill at most half of the outbox (count and bytes): past that the oldest undelivered are marked failed, counted and logged.' },
+  { key: 'deliveryMaxAgeMs', env: 'VIGIL_DELIVERY_MAX_AGE_MS', flag: 'delivery-max-age-ms', kind: 'positive-int', default: 24 * 60 * 60 * 1000, shown: '86400000 (24 h)', meaning: 'How long an alert delivery is retried (ms, from when it was queued) before it is marked failed; a permanent error (e.g. HTTP 4xx other than 408/429) fails it at once.' },
+  { key: 'deliveryMaxBackoffMs', env: 'VIGIL_DELIVERY_MAX_BACKOFF_MS', flag: 'delivery-max-backoff-ms', kind: 'positive-int', default: 5 * 60 * 1000, shown: '300000 (5 min)', meaning: 'Longest pause between two delivery attempts (ms); pauses double from 0.5 s with full jitter up to it.' },
+  { key: 'pageMaxBytes', env: 'VIGIL_PAGE_MAX_BYTES', flag: 'page-max-bytes', kind: 'positive-int', default: 8 * 1024 * 1024, shown: '8388608 (8 MiB)', meaning: 'Largest page of GET /alerts and GET /streams/:stream/late in bytes (at least one item per page); the rest follows with `next`.' },
+  { key: 'idempotencySweepBatch', env: 'VIGIL_IDEMPOTENCY_SWEEP_BATCH', flag: 'idempotency-sweep-batch', kind: 'positive-int', default: 1000, meaning: 'Idempotency keys examined per sweep (one sweep a second); expired keys are deleted.' },
+  { key: 'savepointsKeep', env: 'VIGIL_SAVEPOINTS_KEEP', flag: 'savepoints-keep', kind: 'positive-int', default: 5, meaning: 'Savepoints kept in the data dir\'s `savepoints/` folder; the oldest are deleted when a new one is written.' },
+  { key: 'mqttReconnectMaxMs', env: 'VIGIL_MQTT_RECONNECT_MAX_MS', flag: 'mqtt-reconnect-max-ms', kind: 'positive-int', default: 3000, meaning: 'Longest pause between two MQTT reconnect attempts (ms; from 1 s, doubling, with jitter): ingest resumes within about this long after the broker is back.' },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 
@@ -213,7 +234,7 @@ export function isLoopback(host: string): boolean {
 /** The configuration table for the README (markdown). */
 export function renderSettingsTable(): string {
   const rows = SETTINGS.map((s) => {
-    const def = s.default === null ? '(none)' : s.key === 'bodyLimit' ? '16777216 (16 MiB)' : s.key === 'idempotencyTtlMs' ? '86400000 (24 h)' : s.key === 'maxEventBytes' ? '1048576 (1 MiB)' : s.key === 'maxLeadMs' ? '3600000 (1 h)' : String(s.default);
+    const def = s.shown !== undefined ? s.shown : s.default === null ? '(none)' : s.key === 'bodyLimit' ? '16777216 (16 MiB)' : s.key === 'idempotencyTtlMs' ? '86400000 (24 h)' : s.key === 'maxEventBytes' ? '1048576 (1 MiB)' : s.key === 'maxLeadMs' ? '3600000 (1 h)' : String(s.default);
     return `| ${s.env === null ? '—' : '`' + s.env + '`'} | \`--${s.flag}\` | ${def} | ${s.meaning} |`;
   });
   return ['| variable | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n');

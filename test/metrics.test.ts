@@ -81,7 +81,7 @@ describe('metrics registry', () => {
       expect(m.name).toMatch(/^vigil_[a-z_]+$/);
       if (m.type === 'counter') expect(m.name.endsWith('_total'), m.name).toBe(true);
       expect(m.help.length).toBeGreaterThan(10);
-      for (const l of m.labels) expect(['stream', 'rule', 'reason', 'kind', 'sink', 'outcome']).toContain(l);
+      for (const l of m.labels) expect(['stream', 'rule', 'reason', 'store', 'kind', 'sink', 'outcome']).toContain(l);
     }
   });
 

@@ -19,6 +19,7 @@ export const CATALOGUE = {
   VIGIL_ERR_UNAUTHORIZED: { status: 401, message: () => 'this route needs "Authorization: Bearer <VIGIL_API_TOKEN>"' },
   VIGIL_ERR_RULE_NOT_FOUND: { status: 404, message: (id = '') => `no rule '${id}'` },
   VIGIL_ERR_STREAM_NOT_FOUND: { status: 404, message: (name = '') => `no stream '${name}' (declare it with PUT /streams/${name}, in a rules file or in a PUT /rules text)` },
+  VIGIL_ERR_ALERT_NOT_FOUND: { status: 404, message: (id = '') => `no alert '${id}' in the outbox` },
   VIGIL_ERR_ROUTE_NOT_FOUND: { status: 404, message: (method = '', url = '') => `no route ${method} ${url}` },
   VIGIL_ERR_RULE_FROM_FILE: { status: 409, message: (id = '') => `rule '${id}' comes from a file in the rules directory: edit or remove the file instead` },
   VIGIL_ERR_STREAM_IN_USE: { status: 409, message: (name = '', rules = '') => `stream '${name}' is read by rule ${rules}: delete or change those rules first` },

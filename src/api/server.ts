@@ -55,6 +55,7 @@ export interface ServiceCore {
   late(stream: string, opts: { limit?: number; cursor?: string }): { late: LateEntry[]; next: string | null };
   alerts(q: AlertQuery): { alerts: AlertWithDelivery[]; next: string | null };
   savepoint(): Promise<string>;
+  retryDeliveries(filter: { alertId?: string; sink?: string }): Promise<number | null>;
 }
 
 export interface ServerOptions {

@@ -11,7 +11,7 @@ import type { CompiledAlert } from '../compiler/rule.js';
 import { renderDeliveries } from '../runtime/deliveries.js';
 import { createSinkRegistry } from '../sinks/registry.js';
 import { checkAllowEntry, WebhookAddressPolicy } from '../core/webhook-address-policy.js';
-import { defaultRetryPolicy, retryDelivery } from '../sinks/retry.js';
+import { replayRetryPolicy, retryDelivery } from '../sinks/retry.js';
 
 /**
  * The webhook address policy of `vigil run --deliver`: VIGIL_WEBHOOK_ALLOW as for the service
@@ -60,7 +60,7 @@ export function createReplayDelivery(onError: (line: string) => void, policy: We
         pending.push(
           (async () => {
             const registry = await registryPromise;
-            const result = await retryDelivery(registry.sinkFor(d.kind), record, d, defaultRetryPolicy);
+            const result = await retryDelivery(registry.sinkFor(d.kind), record, d, replayRetryPolicy);
             if (!result.outcome.ok) {
               failures++;
               onError(`vigil run --deliver: alert ${record.id} to ${d.kind} failed after ${result.attempts} attempt(s): ${result.outcome.error}`);

@@ -17,6 +17,7 @@ import { MqttSource } from '../ingest/mqtt-source.js';
 import { createMetrics } from '../metrics/registry.js';
 import { createSinkRegistry } from '../sinks/registry.js';
 import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
+import { retryPolicy } from '../sinks/retry.js';
 
 const say = (line: string): void => {
   process.stderr.write(`vigil serve: ${line}\n`);
@@ -89,11 +90,16 @@ export async function serve(args: string[]): Promise<number> {
       checkpointMs: config.checkpointMs,
       idempotencyTtlMs: config.idempotencyTtlMs,
       outboxKeep: config.outboxKeep,
+      outboxMaxBytes: config.outboxMaxBytes,
       lateKeepPerStream: config.lateKeep,
       work: { timeMs: config.workTimeMs, memoryMb: config.workMemoryMb, concurrency: config.workConcurrency, maxEvents: config.backtestMaxEvents, maxPartials: config.backtestMaxPartials },
       onWork: (kind, outcome) => countWork?.(kind, outcome),
       maxEventBytes: config.maxEventBytes,
       maxLeadMs: config.maxLeadMs,
+      lateMaxBytesPerStream: config.lateMaxBytes,
+      pageMaxBytes: config.pageMaxBytes,
+      idempotencySweepBatch: config.idempotencySweepBatch,
+      savepointsKeep: config.savepointsKeep,
       env: process.env,
       configuredSinks: { email: config.smtpUrl !== null, mqtt: config.mqttUrl !== null },
       envPrefix: config.envPrefix,
@@ -113,6 +119,8 @@ export async function serve(args: string[]): Promise<number> {
     engine: core.engine,
     stateSizeBytes: () => core.store.sizeBytes(),
     outboxBacklog: () => core.outboxBacklog(),
+    givenUp: () => core.givenUp,
+    pruned: () => core.pruned,
     mqttConnected: () => (connection === null ? null : connection.connected),
   });
   core.onCheckpoint((seconds, ok) => metrics.observeCheckpoint(seconds, ok));
@@ -125,7 +133,7 @@ export async function serve(args: string[]): Promise<number> {
   // MQTT: one connection for ingest (`source mqtt` filters) and the `to mqtt` sink.
   let source: MqttSource | null = null;
   if (config.mqttUrl !== null) {
-    connection = new MqttConnection({ url: config.mqttUrl, clientId: chooseClientId(config.mqttUrl, config.mqttClientId, config.dataDir), logger });
+    connection = new MqttConnection({ url: config.mqttUrl, clientId: chooseClientId(config.mqttUrl, config.mqttClientId, config.dataDir), logger, maxReconnectPeriodMs: config.mqttReconnectMaxMs });
     source = new MqttSource(core, connection, { onMessage: (stream, outcome) => metrics.countMqtt(stream, outcome), logger });
     await source.start();
   }
@@ -138,6 +146,7 @@ export async function serve(args: string[]): Promise<number> {
   // Delivery: the outbox, one queue per sink target, retries with backoff.
   const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused() } });
   const dispatcher = new Dispatcher(core, sinks, {
+    policy: retryPolicy({ maxDelayMs: config.deliveryMaxBackoffMs, maxAgeMs: config.deliveryMaxAgeMs }),
     onDelivery: (sink, outcome, latencySeconds) => metrics.observeDelivery(sink, outcome, latencySeconds),
     logger,
   });

@@ -15,7 +15,7 @@
 
 import { createHash } from 'node:crypto';
 import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
-import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AlertRecord } from '../core/alert.js';
@@ -51,6 +51,7 @@ import {
   type ServiceOptions,
   type StreamInfo,
   type SummaryStep,
+  unfinishedState,
 } from './types.js';
 
 /** Largest event by default: 1 MiB, as Kafka's default message limit. */
@@ -59,6 +60,21 @@ export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_LEAD_MS = 3_600_000;
 /** Waiting answers past which a commit starts at once (see afterCommit). */
 const EAGER_COMMIT_WAITERS = 1000;
+
+/** The outbox's running totals, stored with every commit (meta 'outbox') so a start need not scan the outbox. */
+interface OutboxStats {
+  count: number;
+  bytes: number;
+  oldest: number;
+  /** Entries with a delivery not final, and their bytes. */
+  backlogCount: number;
+  backlogBytes: number;
+  /** Deliveries not final, per sink kind (vigil_outbox_backlog). */
+  backlog: Record<string, number>;
+}
+
+/** Why a delivery was given up without being delivered (vigil_deliveries_given_up_total{reason}). */
+export type GiveUpReason = 'max_age' | 'backlog_full' | 'outbox_full';
 
 /** What the core knows of a loaded rule besides its compiled form (stored as StoredRule). */
 type RuleMeta = Omit<StoredRule, 'name'>;
@@ -71,9 +87,14 @@ export class DurableEngine {
   private readonly checkpointMs: number;
   private readonly idempotencyTtlMs: number;
   private readonly lateKeep: number;
+  private readonly lateMaxBytes: number;
   private readonly outboxKeep: number;
   private readonly webhookPolicy: WebhookAddressPolicy;
   private readonly maxEventBytes: number;
+  private readonly outboxMaxBytes: number;
+  private readonly pageMaxBytes: number;
+  private readonly idemSweepBatch: number;
+  private readonly savepointsKeep: number;
 
   /** Rules directory files (path → text) and API rule texts (name → text). */
   private readonly fileSources = new Map<string, string>();
@@ -103,9 +124,23 @@ export class DurableEngine {
   private commitTimer: NodeJS.Timeout | null = null;
   private readonly inflightIdem = new Map<string, Promise<IngestAnswer>>();
   private alertSeq = 0;
-  private readonly lateSeqs = new Map<string, number[]>();
+  /** Per stream, the late entries stored (oldest first) and their bytes. */
+  private readonly lateKept = new Map<string, { seqs: number[]; bytes: number[]; total: number }>();
   private outboxCount = 0;
   private outboxOldest = 0;
+  private outboxBytes = 0;
+  private backlogCount = 0;
+  private backlogBytes = 0;
+  /** Deliveries not final per sink kind, kept incrementally: the backlog gauge is O(1). */
+  private readonly backlog = new Map<string, number>();
+  /** Where the next idempotency sweep starts (undefined: at the beginning). */
+  private idemCursor: string | undefined = undefined;
+  /** Deliveries given up without being delivered, by `sink reason` (since the start). */
+  readonly givenUp = new Map<string, number>();
+  /** Entries removed by a bound (since the start): vigil_store_pruned_total{store}. */
+  readonly pruned = { idempotency: 0, late: 0, outbox: 0, savepoints: 0 };
+  private readonly droppedListeners: ((dropped: { seq: number; name: string }[]) => void)[] = [];
+  private readonly requeueListeners: ((entries: OutboxEntry[]) => void)[] = [];
 
   private readonly commitListeners: ((entries: OutboxEntry[]) => void)[] = [];
   private readonly ruleChangeListeners: ((changes: Map<string, { kept: boolean; dropped: number; created: boolean }>) => void)[] = [];
@@ -126,10 +161,15 @@ export class DurableEngine {
     this.checkpointMs = options.checkpointMs ?? 5;
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? 24 * 3600_000;
     this.lateKeep = options.lateKeepPerStream ?? 10_000;
+    this.lateMaxBytes = options.lateMaxBytesPerStream ?? 64 * 1024 * 1024;
     this.outboxKeep = options.outboxKeep ?? 100_000;
     this.webhookPolicy = options.webhookPolicy ?? new WebhookAddressPolicy();
     this.work = new WorkPool(options.work, this.logger, options.onWork);
     this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.outboxMaxBytes = options.outboxMaxBytes ?? 256 * 1024 * 1024;
+    this.pageMaxBytes = options.pageMaxBytes ?? 8 * 1024 * 1024;
+    this.idemSweepBatch = Math.max(1, options.idempotencySweepBatch ?? 1000);
+    this.savepointsKeep = Math.max(1, options.savepointsKeep ?? 5);
     this.engine = new Engine({
       now: this.now,
       maxLeadMs: options.maxLeadMs ?? DEFAULT_MAX_LEAD_MS,
@@ -142,11 +182,14 @@ export class DurableEngine {
             entry.deliveries[name] = d;
             entry.delivery[name] = { sink: d.kind, state: 'pending', attempts: 0, lastError: null, nextAttemptAt: null, deliveredAt: null };
           });
+          entry.bytes = jsonBytes(entry);
           this.pendingAlerts.push(entry);
         },
         late: (stream, event) => {
           // Stored as JSON text when it holds a lone surrogate (lossless; see core/lone-surrogates.ts).
-          this.pendingLate.push({ seq: event.seq, stream, time: event.time, arrivalTime: new Date(this.now()).toISOString(), event: storedDataForm(event.data) });
+          const entry: LateEntry = { seq: event.seq, stream, time: event.time, arrivalTime: new Date(this.now()).toISOString(), event: storedDataForm(event.data) };
+          entry.bytes = jsonBytes(event.data) + 100;
+          this.pendingLate.push(entry);
           this.noteLate(stream, event.time);
         },
       },
@@ -250,17 +293,12 @@ export class DurableEngine {
         this.pendingOps.push({ db: 'rules', key: name });
       }
     }
-    for (const { key } of store.range('late')) {
+    for (const { key, value } of store.range<LateEntry>('late')) {
       const [stream, seq] = key as [string, number];
       if (!this.engine.streams.has(stream)) continue; // deleted with its stream (above)
-      let seqs = this.lateSeqs.get(stream);
-      if (!seqs) this.lateSeqs.set(stream, (seqs = []));
-      seqs.push(seq);
+      this.keepLate(stream, seq, value.bytes ?? jsonBytes(value.event) + 100);
     }
-    for (const { key } of store.range('outbox')) {
-      if (this.outboxCount === 0) this.outboxOldest = key as number;
-      this.outboxCount++;
-    }
+    this.recoverOutboxStats();
     // Timers that came due while the service was down fire with the next watermark advance.
     this.open = true;
     this.startTicker();
@@ -286,6 +324,47 @@ export class DurableEngine {
     st.maxTime = now;
     st.watermark = Math.min(st.watermark, now - st.compiled.watermarkMs);
     this.dirtyStreams.add(st);
+  }
+
+  /**
+   * The outbox totals: as stored with the last commit, or (state written before they were
+   * stored) from one scan of the outbox, which also builds the index of unfinished entries.
+   */
+  private recoverOutboxStats(): void {
+    const stats = this.store.get<OutboxStats>('meta', 'outbox');
+    if (stats) {
+      this.outboxCount = stats.count;
+      this.outboxBytes = stats.bytes;
+      this.outboxOldest = stats.oldest;
+      this.backlogCount = stats.backlogCount;
+      this.backlogBytes = stats.backlogBytes;
+      for (const [k, n] of Object.entries(stats.backlog)) this.backlog.set(k, n);
+      return;
+    }
+    for (const { key, value: storedValue } of this.store.range<OutboxEntry | string>('outbox')) {
+      const value = outboxFromStoredForm(storedValue)!;
+      if (this.outboxCount === 0) this.outboxOldest = key as number;
+      this.outboxCount++;
+      const bytes = value.bytes ?? jsonBytes(value);
+      if (value.bytes === undefined) {
+        // Written before entries carried their size: stored once with it, so that what pruning
+        // subtracts later is what was added here.
+        value.bytes = bytes;
+        this.pendingOps.push({ db: 'outbox', key: value.seq, value: storedOutboxForm(value) });
+      }
+      this.outboxBytes += bytes;
+      let open = false;
+      for (const d of Object.values(value.delivery)) {
+        if (!unfinishedState(d.state)) continue;
+        open = true;
+        this.backlog.set(d.sink, (this.backlog.get(d.sink) ?? 0) + 1);
+      }
+      if (open) {
+        this.backlogCount++;
+        this.backlogBytes += bytes;
+        this.pendingOps.push({ db: 'unfinished', key: value.seq, value: 1 });
+      }
+    }
   }
 
   private restoreRuleState(rr: RuleRuntime): number {
@@ -458,8 +537,8 @@ export class DurableEngine {
     this.dirtyStreams.delete(st);
     this.pendingLate = this.pendingLate.filter((l) => l.stream !== name);
     this.pendingOps.push({ db: 'streams', key: name });
-    for (const seq of this.lateSeqs.get(name) ?? []) this.pendingOps.push({ db: 'late', key: [name, seq] });
-    this.lateSeqs.delete(name);
+    for (const seq of this.lateKept.get(name)?.seqs ?? []) this.pendingOps.push({ db: 'late', key: [name, seq] });
+    this.lateKept.delete(name);
     this.logger.info({ stream: name }, 'stream removed: its watermark, counters and late events are deleted');
   }
 
@@ -966,37 +1045,202 @@ export class DurableEngine {
     this.collectRuleCounters(ops);
     for (const l of this.pendingLate) {
       ops.push({ db: 'late', key: [l.stream, l.seq], value: l });
-      let seqs = this.lateSeqs.get(l.stream);
-      if (!seqs) this.lateSeqs.set(l.stream, (seqs = []));
-      seqs.push(l.seq);
-      while (seqs.length > this.lateKeep) ops.push({ db: 'late', key: [l.stream, seqs.shift()!] });
+      for (const seq of this.keepLate(l.stream, l.seq, l.bytes ?? 0)) ops.push({ db: 'late', key: [l.stream, seq] });
     }
     this.pendingLate = [];
-    for (const a of this.pendingAlerts) {
-      ops.push({ db: 'outbox', key: a.seq, value: storedOutboxForm(a) });
-      ops.push({ db: 'alertIds', key: a.alert.id, value: a.seq });
-      this.outboxCount++;
-    }
-    for (const [seq, entry] of this.outboxDirty) ops.push({ db: 'outbox', key: seq, value: storedOutboxForm(entry) });
-    this.outboxDirty.clear();
-    // Keep the outbox bounded: the oldest alerts whose deliveries are all final go first. Only
-    // stored entries are candidates (those of this commit are newer than any stored one).
-    const firstNew = this.pendingAlerts.length > 0 ? this.pendingAlerts[0]!.seq : this.alertSeq;
-    while (this.outboxCount > this.outboxKeep && this.outboxOldest < firstNew) {
-      const stored = outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', this.outboxOldest));
-      if (stored) {
-        const entry = this.freshest(stored);
-        if (Object.values(entry.delivery).some((d) => d.state === 'pending' || d.state === 'retrying')) break;
-        ops.push({ db: 'outbox', key: entry.seq });
-        ops.push({ db: 'alertIds', key: entry.alert.id });
-        this.outboxDirty.delete(entry.seq);
-        this.outboxCount--;
-      }
-      this.outboxOldest++;
-    }
+    this.collectOutboxOps(ops);
     ops.push({ db: 'meta', key: 'seq', value: this.engine.seq });
     ops.push({ db: 'meta', key: 'alertSeq', value: this.alertSeq });
     return ops;
+  }
+
+  /**
+   * Notes a late entry kept for `stream`; returns the seqs of the oldest entries to remove so
+   * that the stream keeps at most `lateKeep` entries and `lateMaxBytes` bytes (an entry larger
+   * than the whole bound is not kept: it was counted late, it is not stored).
+   */
+  private keepLate(stream: string, seq: number, bytes: number): number[] {
+    let kept = this.lateKept.get(stream);
+    if (!kept) this.lateKept.set(stream, (kept = { seqs: [], bytes: [], total: 0 }));
+    kept.seqs.push(seq);
+    kept.bytes.push(bytes);
+    kept.total += bytes;
+    const removed: number[] = [];
+    while (kept.seqs.length > this.lateKeep || (kept.total > this.lateMaxBytes && kept.seqs.length > 0)) {
+      removed.push(kept.seqs.shift()!);
+      kept.total -= kept.bytes.shift()!;
+      this.pruned.late++;
+    }
+    return removed;
+  }
+
+  /**
+   * The outbox part of a commit: new alerts, changed delivery states, the index of unfinished
+   * entries, and the bounds:
+   * - undelivered alerts (a sink down, a receiver hanging) may fill at most half of the outbox,
+   *   by count and by bytes: past that the oldest undelivered deliveries are marked `failed`
+   *   (reason `backlog_full`), counted and logged — they stay visible in GET /alerts;
+   * - the outbox holds at most `outboxKeep` alerts and `outboxMaxBytes` bytes: the oldest go
+   *   first; an oldest alert still undelivered then is marked failed first (`outbox_full`),
+   *   counted and logged, never dropped silently.
+   */
+  private collectOutboxOps(ops: Op[]): void {
+    for (const a of this.pendingAlerts) {
+      const bytes = a.bytes ?? 0;
+      ops.push({ db: 'outbox', key: a.seq, value: storedOutboxForm(a) });
+      ops.push({ db: 'alertIds', key: a.alert.id, value: a.seq });
+      this.outboxCount++;
+      this.outboxBytes += bytes;
+      let open = false;
+      for (const d of Object.values(a.delivery)) {
+        if (!unfinishedState(d.state)) continue;
+        open = true;
+        this.backlog.set(d.sink, (this.backlog.get(d.sink) ?? 0) + 1);
+      }
+      if (open) {
+        ops.push({ db: 'unfinished', key: a.seq, value: 1 });
+        this.backlogCount++;
+        this.backlogBytes += bytes;
+      }
+    }
+    const backlogMaxCount = Math.max(1, Math.floor(this.outboxKeep / 2));
+    const backlogMaxBytes = this.outboxMaxBytes / 2;
+    if (this.backlogCount > backlogMaxCount || this.backlogBytes > backlogMaxBytes) {
+      const reason = `not delivered: undelivered alerts over half the outbox (${backlogMaxCount} alerts or ${backlogMaxBytes} bytes); the oldest are given up`;
+      const dropped: { seq: number; name: string }[] = [];
+      const entries: OutboxEntry[] = [];
+      for (const { key } of this.store.range('unfinished')) {
+        if (this.backlogCount <= backlogMaxCount && this.backlogBytes <= backlogMaxBytes) break;
+        const stored = outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', key));
+        if (!stored) {
+          ops.push({ db: 'unfinished', key });
+          continue;
+        }
+        const entry = this.giveUp(this.freshest(stored), reason, 'backlog_full', dropped);
+        if (entry) entries.push(entry);
+      }
+      if (entries.length > 0) this.noteGivenUp(entries, dropped, 'backlog_full', reason);
+    }
+    for (const [seq, entry] of this.outboxDirty) {
+      ops.push({ db: 'outbox', key: seq, value: storedOutboxForm(entry) });
+      ops.push(hasUnfinished(entry) ? { db: 'unfinished', key: seq, value: 1 } : { db: 'unfinished', key: seq });
+    }
+    // outboxDirty is cleared after the pruning below: what it reads of the store is not yet
+    // this commit's, so it must see the entries changed here (the freshest copies).
+    // Only stored entries are candidates (those of this commit are newer than any stored one).
+    const firstNew = this.pendingAlerts.length > 0 ? this.pendingAlerts[0]!.seq : this.alertSeq;
+    const forced: OutboxEntry[] = [];
+    const forcedDrops: { seq: number; name: string }[] = [];
+    const fullReason = `not delivered: the outbox is full (${this.outboxKeep} alerts or ${this.outboxMaxBytes} bytes) and this was its oldest alert`;
+    while ((this.outboxCount > this.outboxKeep || this.outboxBytes > this.outboxMaxBytes) && this.outboxOldest < firstNew) {
+      const stored = outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', this.outboxOldest));
+      if (stored) {
+        let entry = this.freshest(stored);
+        if (hasUnfinished(entry)) {
+          entry = this.giveUp(entry, fullReason, 'outbox_full', forcedDrops)!;
+          forced.push(entry);
+        }
+        ops.push({ db: 'outbox', key: entry.seq });
+        ops.push({ db: 'alertIds', key: entry.alert.id });
+        ops.push({ db: 'unfinished', key: entry.seq });
+        this.outboxDirty.delete(entry.seq);
+        this.outboxCount--;
+        this.outboxBytes = Math.max(0, this.outboxBytes - (entry.bytes ?? 0));
+        this.pruned.outbox++;
+      }
+      this.outboxOldest++;
+    }
+    this.outboxDirty.clear();
+    if (forced.length > 0) this.noteGivenUp(forced, forcedDrops, 'outbox_full', fullReason);
+    if (this.outboxCount === 0) this.outboxBytes = 0;
+    const stats: OutboxStats = {
+      count: this.outboxCount,
+      bytes: this.outboxBytes,
+      oldest: this.outboxOldest,
+      backlogCount: this.backlogCount,
+      backlogBytes: this.backlogBytes,
+      backlog: Object.fromEntries(this.backlog),
+    };
+    ops.push({ db: 'meta', key: 'outbox', value: stats });
+  }
+
+  /** Marks every unfinished delivery of `entry` failed with `reason`; the changed copy (in outboxDirty), or null if none was unfinished. */
+  private giveUp(entry: OutboxEntry, reason: string, why: GiveUpReason, dropped: { seq: number; name: string }[]): OutboxEntry | null {
+    if (!hasUnfinished(entry)) return null;
+    const copy: OutboxEntry = { ...entry, delivery: { ...entry.delivery } };
+    for (const [name, d] of Object.entries(entry.delivery)) {
+      if (!unfinishedState(d.state)) continue;
+      this.applyState(copy, name, { ...d, state: 'failed', lastError: reason, nextAttemptAt: null });
+      this.countGivenUp(d.sink, why);
+      dropped.push({ seq: entry.seq, name });
+    }
+    this.outboxDirty.set(copy.seq, copy);
+    return copy;
+  }
+
+  private readonly giveUpLog = new Map<GiveUpReason, { alerts: number; deliveries: number; firstAlert: string; lastAlert: string; reason: string; timer: NodeJS.Timeout | null }>();
+
+  /**
+   * Tells the dispatcher, and logs — at once for the first give-up of a reason, then at most
+   * once per 10 s with what came meanwhile (a dead sink under load must not flood the log).
+   */
+  private noteGivenUp(entries: OutboxEntry[], dropped: { seq: number; name: string }[], why: GiveUpReason, reason: string): void {
+    for (const l of this.droppedListeners) l(dropped);
+    let b = this.giveUpLog.get(why);
+    if (!b) this.giveUpLog.set(why, (b = { alerts: 0, deliveries: 0, firstAlert: '', lastAlert: '', reason, timer: null }));
+    if (b.alerts === 0) b.firstAlert = entries[0]!.alert.id;
+    b.alerts += entries.length;
+    b.deliveries += dropped.length;
+    b.lastAlert = entries[entries.length - 1]!.alert.id;
+    b.reason = reason;
+    if (b.timer === null) this.flushGiveUpLog(why, b, 0);
+  }
+
+  private flushGiveUpLog(why: GiveUpReason, b: { alerts: number; deliveries: number; firstAlert: string; lastAlert: string; reason: string; timer: NodeJS.Timeout | null }, delayMs: number): void {
+    b.timer = setTimeout(() => {
+      b.timer = null;
+      if (b.alerts === 0) return;
+      this.logger.error({ reason: why, alerts: b.alerts, deliveries: b.deliveries, firstAlert: b.firstAlert, lastAlert: b.lastAlert }, `alert deliveries given up: ${b.reason}`);
+      b.alerts = 0;
+      b.deliveries = 0;
+      this.flushGiveUpLog(why, b, 10_000);
+    }, delayMs);
+    b.timer.unref();
+  }
+
+  /** Counts a delivery given up without being delivered (vigil_deliveries_given_up_total). */
+  countGivenUp(sink: string, why: GiveUpReason): void {
+    const k = `${sink} ${why}`;
+    this.givenUp.set(k, (this.givenUp.get(k) ?? 0) + 1);
+  }
+
+  /** Sets one delivery's state in `entry` (a copy owned by the caller), keeping the backlog totals. */
+  private applyState(entry: OutboxEntry, name: string, next: DeliveryState): void {
+    const wasOpen = hasUnfinished(entry);
+    const prev = entry.delivery[name];
+    entry.delivery[name] = next;
+    const a = prev !== undefined && unfinishedState(prev.state);
+    const b = unfinishedState(next.state);
+    if (a && !b) this.backlog.set(prev!.sink, Math.max(0, (this.backlog.get(prev!.sink) ?? 0) - 1));
+    else if (!a && b) this.backlog.set(next.sink, (this.backlog.get(next.sink) ?? 0) + 1);
+    const isOpen = hasUnfinished(entry);
+    if (wasOpen && !isOpen) {
+      this.backlogCount = Math.max(0, this.backlogCount - 1);
+      this.backlogBytes = Math.max(0, this.backlogBytes - (entry.bytes ?? 0));
+    } else if (!wasOpen && isOpen) {
+      this.backlogCount++;
+      this.backlogBytes += entry.bytes ?? 0;
+    }
+  }
+
+  /** Deliveries the core gave up (a bound was hit): the dispatcher drops their jobs. */
+  onDeliveriesGivenUp(listener: (dropped: { seq: number; name: string }[]) => void): void {
+    this.droppedListeners.push(listener);
+  }
+
+  /** Failed deliveries queued again (retry through the API), after the commit that holds it. */
+  onDeliveriesRequeued(listener: (entries: OutboxEntry[]) => void): void {
+    this.requeueListeners.push(listener);
   }
 
   onCommittedAlerts(listener: (entries: OutboxEntry[]) => void): void {
@@ -1020,7 +1264,34 @@ export class DurableEngine {
     const before = new Map([...this.engine.streams.values()].map((s) => [s, s.watermark]));
     this.engine.tick(now);
     for (const [st, w] of before) if (st.watermark !== w) this.dirtyStreams.add(st);
-    if (this.dirtyStreams.size > 0 || this.pendingAlerts.length > 0) this.scheduleCommit();
+    this.sweepIdempotencyKeys(now);
+    if (this.dirtyStreams.size > 0 || this.pendingAlerts.length > 0 || this.pendingOps.length > 0) this.scheduleCommit();
+  }
+
+  /**
+   * Deletes expired Idempotency-Keys: each call (one a second) examines at most
+   * `idempotencySweepBatch` keys, going on from where the previous one stopped, so the whole
+   * table is swept in turn with bounded work per tick. A key being ingested right now is left
+   * alone (its new answer is about to be written).
+   */
+  sweepIdempotencyKeys(now: number = this.now()): number {
+    let seen = 0;
+    let deleted = 0;
+    let last: string | undefined;
+    const start = this.idemCursor;
+    for (const { key, value } of this.store.range<{ expiresAt: number }>('idem', start === undefined ? { limit: this.idemSweepBatch + 1 } : { start, limit: this.idemSweepBatch + 1 })) {
+      if (start !== undefined && key === start) continue;
+      if (seen === this.idemSweepBatch) break;
+      seen++;
+      last = key as string;
+      if (value.expiresAt <= now && !this.inflightIdem.has(last)) {
+        this.pendingOps.push({ db: 'idem', key: last });
+        deleted++;
+      }
+    }
+    this.idemCursor = seen < this.idemSweepBatch ? undefined : last;
+    this.pruned.idempotency += deleted;
+    return deleted;
   }
 
   // ------------------------------------------------------------ late-data log (rate-limited)
@@ -1082,9 +1353,13 @@ export class DurableEngine {
     const limit = clampLimit(opts.limit);
     const below = opts.cursor !== undefined ? parseCursor(opts.cursor) : Infinity;
     const out: LateEntry[] = [];
+    let bytes = 0;
     for (const { value } of this.store.range<LateEntry>('late', { start: [stream, below === Infinity ? Number.MAX_SAFE_INTEGER : below - 1], end: [stream, -1], reverse: true })) {
-      if (out.length === limit) return { late: out, next: String(out[out.length - 1]!.seq) };
+      const size = value.bytes ?? jsonBytes(value.event) + 100;
+      // A page ends at `limit` entries or `pageMaxBytes` bytes (at least one entry).
+      if (out.length === limit || (out.length > 0 && bytes + size > this.pageMaxBytes)) return { late: out, next: String(out[out.length - 1]!.seq) };
       out.push(typeof value.event === 'string' ? { ...value, event: dataFromStoredForm(value.event as never) as Json } : value);
+      bytes += size;
     }
     return { late: out, next: null };
   }
@@ -1095,12 +1370,15 @@ export class DurableEngine {
     const wantKey = q.key;
     const out: (AlertRecord & { delivery: Record<string, { state: string; attempts: number; lastError: string | null }> })[] = [];
     let lastSeq = -1;
+    let bytes = 0;
     for (const { value } of this.store.range<OutboxEntry | string>('outbox', { start: below - 1, end: -1, reverse: true })) {
       const entry = this.freshest(outboxFromStoredForm(value)!);
       if (q.rule !== undefined && entry.alert.rule !== q.rule) continue;
       if (wantKey !== undefined && keyText(entry.alert.key) !== wantKey) continue;
       if (q.since !== undefined && entry.raisedAt < q.since) break;
-      if (out.length === limit) return { alerts: out, next: String(lastSeq) };
+      const size = entry.bytes ?? 0;
+      if (out.length === limit || (out.length > 0 && bytes + size > this.pageMaxBytes)) return { alerts: out, next: String(lastSeq) };
+      bytes += size;
       const delivery: Record<string, { state: string; attempts: number; lastError: string | null }> = {};
       for (const [name, d] of Object.entries(entry.delivery)) delivery[name] = { state: d.state, attempts: d.attempts, lastError: d.lastError };
       out.push({ ...entry.alert, delivery });
@@ -1113,10 +1391,13 @@ export class DurableEngine {
 
   /** Every outbox entry with a delivery not yet final (to resume after a restart). */
   unfinishedDeliveries(): OutboxEntry[] {
+    // Through the index of unfinished entries: a start does not read the finished ones.
     const out: OutboxEntry[] = [];
-    for (const { value } of this.store.range<OutboxEntry | string>('outbox')) {
-      const entry = this.freshest(outboxFromStoredForm(value)!);
-      if (Object.values(entry.delivery).some((d) => d.state === 'pending' || d.state === 'retrying')) out.push(entry);
+    for (const { key } of this.store.range('unfinished')) {
+      const stored = outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', key));
+      if (!stored) continue;
+      const entry = this.freshest(stored);
+      if (hasUnfinished(entry)) out.push(entry);
     }
     return out;
   }
@@ -1130,18 +1411,75 @@ export class DurableEngine {
   updateDelivery(seq: number, name: string, state: DeliveryState): void {
     const known = this.outboxDirty.get(seq) ?? outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', seq));
     if (!known) return;
+    const prev = known.delivery[name];
+    // A delivery the core gave up meanwhile (a bound) stays failed, unless it was delivered after all.
+    if (prev && !unfinishedState(prev.state) && (state.state !== 'delivered' || prev.state === 'delivered')) return;
     const entry: OutboxEntry = { ...known, delivery: { ...known.delivery } };
-    entry.delivery[name] = state;
+    this.applyState(entry, name, state);
     this.outboxDirty.set(seq, entry);
     this.scheduleCommit();
   }
 
+  /**
+   * Queues failed deliveries again (state `pending`, attempts from 0, their age from now): those
+   * of one alert (`alertId`), or every failed delivery of a sink kind (`sink`), or both
+   * filters. Resolves after the commit that holds it, with how many were queued; null when
+   * `alertId` names no alert in the outbox. The dispatcher picks them up (onDeliveriesRequeued).
+   */
+  async retryDeliveries(filter: { alertId?: string; sink?: string }): Promise<number | null> {
+    if (!this.open) throw new ServiceError('VIGIL_ERR_NOT_READY', 'the service is not ready', 503);
+    const candidates: OutboxEntry[] = [];
+    if (filter.alertId !== undefined) {
+      const seq = this.store.get<number>('alertIds', filter.alertId);
+      const stored = seq === undefined ? undefined : outboxFromStoredForm(this.store.get<OutboxEntry | string>('outbox', seq));
+      if (!stored) return null;
+      candidates.push(this.freshest(stored));
+    } else {
+      // Admin action: one pass over the outbox (bounded by its size), keeping only what matches.
+      for (const { value } of this.store.range<OutboxEntry | string>('outbox')) {
+        const entry = this.freshest(outboxFromStoredForm(value)!);
+        for (const name in entry.delivery) {
+          const d = entry.delivery[name]!;
+          if (d.state === 'failed' && d.sink === filter.sink) {
+            candidates.push(entry);
+            break;
+          }
+        }
+      }
+    }
+    const now = this.now();
+    const requeued: OutboxEntry[] = [];
+    let n = 0;
+    for (const entry of candidates) {
+      let copy: OutboxEntry | null = null;
+      for (const [name, d] of Object.entries(entry.delivery)) {
+        if (d.state !== 'failed' || (filter.sink !== undefined && d.sink !== filter.sink)) continue;
+        copy ??= { ...entry, delivery: { ...entry.delivery } };
+        this.applyState(copy, name, { sink: d.sink, state: 'pending', attempts: 0, lastError: null, nextAttemptAt: null, deliveredAt: null, queuedAt: now });
+        n++;
+      }
+      if (copy) {
+        this.outboxDirty.set(copy.seq, copy);
+        requeued.push(copy);
+      }
+    }
+    if (n === 0) return 0;
+    await this.afterCommit();
+    this.logger.info({ deliveries: n, alerts: requeued.length, ...filter }, 'failed alert deliveries queued again');
+    for (const l of this.requeueListeners) l(requeued);
+    return n;
+  }
+
+  /** Deliveries not delivered nor failed yet, per sink kind: kept incrementally, O(1). */
   outboxBacklog(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const e of this.unfinishedDeliveries()) {
-      for (const d of Object.values(e.delivery)) if (d.state === 'pending' || d.state === 'retrying') out[d.sink] = (out[d.sink] ?? 0) + 1;
-    }
+    for (const [sink, n] of this.backlog) if (n > 0) out[sink] = n;
     return out;
+  }
+
+  /** The outbox's totals (for tests and diagnostics). */
+  outboxTotals(): { count: number; bytes: number; backlogCount: number; backlogBytes: number } {
+    return { count: this.outboxCount, bytes: this.outboxBytes, backlogCount: this.backlogCount, backlogBytes: this.backlogBytes };
   }
 
   // ------------------------------------------------------------ backtest, savepoints, close
@@ -1163,7 +1501,28 @@ export class DurableEngine {
     const target = resolve(this.options.dataDir, 'savepoints', stamp);
     await this.store.backup(target);
     this.logger.info({ path: target }, 'savepoint written');
+    this.pruneSavepoints();
     return target;
+  }
+
+  /** Keeps the newest `savepointsKeep` savepoints (their names are ISO times: they sort by age). */
+  private pruneSavepoints(): void {
+    const dir = resolve(this.options.dataDir, 'savepoints');
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => /^\d{4}-\d{2}-\d{2}T/.test(n)).sort();
+    } catch {
+      return;
+    }
+    for (const name of names.slice(0, Math.max(0, names.length - this.savepointsKeep))) {
+      try {
+        rmSync(join(dir, name), { recursive: true, force: true });
+        this.pruned.savepoints++;
+        this.logger.info({ path: join(dir, name), keep: this.savepointsKeep }, 'old savepoint deleted');
+      } catch (err) {
+        this.logger.warn({ path: join(dir, name), error: (err as Error).message }, 'old savepoint not deleted');
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -1180,6 +1539,10 @@ export class DurableEngine {
     await this.work.close();
     await this.commitNow();
     this.open = false;
+    for (const [why, b] of this.giveUpLog) {
+      if (b.timer) clearTimeout(b.timer);
+      if (b.alerts > 0) this.logger.error({ reason: why, alerts: b.alerts, deliveries: b.deliveries, firstAlert: b.firstAlert, lastAlert: b.lastAlert }, `alert deliveries given up: ${b.reason}`);
+    }
     await this.store.close();
   }
 }
@@ -1278,6 +1641,21 @@ function outboxFromStoredForm(stored: OutboxEntry | string | undefined): OutboxE
 function tooLargeText(bytes: number, maxBytes: number, fromStream: boolean): string {
   const setting = fromStream ? "the stream's 'max size' clause" : 'VIGIL_MAX_EVENT_BYTES';
   return `the event is ${bytes} bytes, over the maximum event size of ${maxBytes} bytes (${setting})`;
+}
+
+/** True while some delivery of the entry is not final. */
+function hasUnfinished(entry: OutboxEntry): boolean {
+  for (const name in entry.delivery) if (unfinishedState(entry.delivery[name]!.state)) return true;
+  return false;
+}
+
+/** Size of a value as UTF-8 JSON: what the byte bounds of the outbox and the late output count. */
+function jsonBytes(value: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+  } catch {
+    return 0;
+  }
 }
 
 function finite(n: number): number | null {

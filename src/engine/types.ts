@@ -31,6 +31,20 @@ export interface ServiceOptions {
    * field, unless the stream declares `max lead`; default 1 h (VIGIL_MAX_LEAD_MS).
    */
   maxLeadMs?: number;
+  /**
+   * Bytes the outbox may hold (alerts as JSON); default 256 MiB. Undelivered alerts may fill at
+   * most half of the outbox (count and bytes): past that the oldest undelivered deliveries are
+   * marked failed (reason `backlog_full`), counted and logged.
+   */
+  outboxMaxBytes?: number;
+  /** Bytes of late events kept per stream on the late side output (as JSON); default 64 MiB. */
+  lateMaxBytesPerStream?: number;
+  /** Largest answer of a paged read (GET /alerts, GET /streams/:s/late) in bytes, at least one item; default 8 MiB. */
+  pageMaxBytes?: number;
+  /** Idempotency keys examined per sweep (one sweep a second; expired ones are deleted); default 1000. */
+  idempotencySweepBatch?: number;
+  /** Savepoints kept under <dataDir>/savepoints; the oldest are deleted beyond it; default 5. */
+  savepointsKeep?: number;
   /** Watch the rules directory for changes (default true). */
   watchRules?: boolean;
   /** Wall clock (ms); default Date.now. */
@@ -177,9 +191,20 @@ export interface LateEntry {
   time: number;
   arrivalTime: string;
   event: Json;
+  /** Size of the entry as JSON, for the per-stream byte bound (absent in entries stored before it). */
+  bytes?: number;
 }
 
-export type DeliveryStateName = 'pending' | 'delivered' | 'retrying' | 'failed';
+/**
+ * `waiting`: the sink is not configured (no VIGIL_SMTP_URL / VIGIL_MQTT_URL); the delivery is
+ * kept, and resumed by a start with the sink configured (until the maximum age).
+ */
+export type DeliveryStateName = 'pending' | 'delivered' | 'retrying' | 'waiting' | 'failed';
+
+/** A delivery not final yet: it still counts in the backlog. */
+export function unfinishedState(state: DeliveryStateName): boolean {
+  return state === 'pending' || state === 'retrying' || state === 'waiting';
+}
 
 export interface DeliveryState {
   sink: string;
@@ -188,6 +213,8 @@ export interface DeliveryState {
   lastError: string | null;
   nextAttemptAt: number | null;
   deliveredAt: number | null;
+  /** When the delivery was last queued (a retry asked for through the API); absent: the alert's raisedAt. Its age counts from here. */
+  queuedAt?: number;
 }
 
 export interface OutboxEntry {
@@ -199,6 +226,8 @@ export interface OutboxEntry {
   delivery: { [name: string]: DeliveryState };
   /** Wall clock when the alert was raised (ms), for delivery latency. */
   raisedAt: number;
+  /** Size of the entry as JSON when it was written, for the outbox's byte bound (absent in entries stored before it). */
+  bytes?: number;
 }
 
 export interface AlertQuery {

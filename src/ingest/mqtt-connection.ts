@@ -27,8 +27,9 @@
 // flag (aedes 1.2 does). A PUBACK already written to a socket that then dies is beyond our
 // knowledge: only the broker's DUP flag protects that one.
 //
-// Reconnects: mqtt.js's fixed `reconnectPeriod`, doubled per failed attempt up to a cap
-// (with jitter, so a fleet does not reconnect in step) and reset on connect.
+// Reconnects: mqtt.js's fixed `reconnectPeriod`, doubled per failed attempt up to a low cap
+// (3 s by default, so ingest resumes within seconds of the broker's return; with jitter, so a
+// fleet does not reconnect in step) and reset on connect.
 
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -46,7 +47,7 @@ export interface MqttConnectionOptions {
   clean?: boolean;
   /** First reconnect delay; default 1000 ms. */
   reconnectPeriodMs?: number;
-  /** Reconnect delay cap; default 30 000 ms. */
+  /** Reconnect delay cap (`VIGIL_MQTT_RECONNECT_MAX_MS`); default 3 000 ms: ingest resumes within seconds of the broker's return. */
   maxReconnectPeriodMs?: number;
   /** Default 10 000 ms. */
   connectTimeoutMs?: number;
@@ -148,7 +149,7 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.clientId = options.clientId ?? urlClientId(options.url) ?? defaultClientId();
     this.basePeriod = options.reconnectPeriodMs ?? 1000;
-    this.maxPeriod = Math.max(this.basePeriod, options.maxReconnectPeriodMs ?? 30_000);
+    this.maxPeriod = Math.max(this.basePeriod, options.maxReconnectPeriodMs ?? 3000);
     // mqtt.js lets the URL's `?clientId=` override the option: the id chosen here is the one used.
     this.client = mqtt.connect(withoutClientId(options.url), {
       ...options.clientOptions,

@@ -61,7 +61,9 @@ export const METRICS: readonly MetricSpec[] = [
   { name: 'vigil_alerts_total', type: 'counter', help: 'Alert records written to the outbox, by rule and kind (match, timeout).', labels: ['rule', 'kind'] },
   { name: 'vigil_deliveries_total', type: 'counter', help: 'Delivery attempts by sink kind and outcome (delivered, retried, failed).', labels: ['sink', 'outcome'] },
   { name: 'vigil_delivery_latency_seconds', type: 'histogram', help: 'From the arrival of the event that completed the alert to its delivery, in seconds.', labels: ['sink'] },
-  { name: 'vigil_outbox_backlog', type: 'gauge', help: 'Deliveries in the outbox not yet delivered or failed, by sink kind.', labels: ['sink'] },
+  { name: 'vigil_outbox_backlog', type: 'gauge', help: 'Deliveries in the outbox not yet delivered or failed (pending, retrying, waiting for an unconfigured sink), by sink kind.', labels: ['sink'] },
+  { name: 'vigil_deliveries_given_up_total', type: 'counter', help: 'Deliveries marked failed without being delivered because a bound was hit: retried for the maximum age (max_age), undelivered alerts over half the outbox (backlog_full), the outbox full with this alert its oldest (outbox_full).', labels: ['sink', 'reason'] },
+  { name: 'vigil_store_pruned_total', type: 'counter', help: 'Entries deleted by a bound: expired idempotency keys (idempotency), late events over the per-stream count or bytes (late), finished alerts over the outbox bound (outbox), old savepoints (savepoints).', labels: ['store'] },
 
   // Ingest.
   { name: 'vigil_mqtt_connected', type: 'gauge', help: '1 while connected to the MQTT broker, else 0 (0 also when MQTT is not configured).', labels: [] },

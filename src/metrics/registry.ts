@@ -23,6 +23,10 @@ export interface MetricsSources {
   stateSizeBytes?: () => number;
   /** Deliveries not yet delivered or failed, by sink kind (vigil_outbox_backlog). */
   outboxBacklog?: () => Record<string, number>;
+  /** Deliveries given up at a bound, by `sink reason` (vigil_deliveries_given_up_total). */
+  givenUp?: () => ReadonlyMap<string, number>;
+  /** Entries deleted by a bound, by store (vigil_store_pruned_total). */
+  pruned?: () => Readonly<Record<string, number>>;
   /** MQTT connection state; null when MQTT is not configured (vigil_mqtt_connected reads 0). */
   mqttConnected?: () => boolean | null;
   /** The wall clock in epoch ms (for the watermark lag); default Date.now. */
@@ -202,6 +206,23 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
       this.reset();
       const backlog = sources.outboxBacklog?.() ?? {};
       for (const [sink, n] of Object.entries(backlog)) this.set({ sink }, n);
+    },
+  });
+  new Counter<'sink' | 'reason'>({
+    ...config<'sink' | 'reason'>('vigil_deliveries_given_up_total'),
+    collect() {
+      this.reset();
+      for (const [k, n] of sources.givenUp?.() ?? []) {
+        const [sink, reason] = k.split(' ');
+        this.inc({ sink: sink!, reason: reason! }, n);
+      }
+    },
+  });
+  new Counter<'store'>({
+    ...config<'store'>('vigil_store_pruned_total'),
+    collect() {
+      this.reset();
+      for (const [store, n] of Object.entries(sources.pruned?.() ?? {})) this.inc({ store }, n);
     },
   });
 

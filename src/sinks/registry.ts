@@ -3,10 +3,11 @@
 // client, the service logger), and closes them together on shutdown.
 //
 // Sinks are built on first use, so a service with no email rule never opens an SMTP pool.
-// A kind whose settings are missing (no `VIGIL_SMTP_URL`, no MQTT broker) gets a sink that
-// fails every delivery, not retryable, with a message naming the missing setting: the alert
-// shows up `failed` in `GET /alerts` and in metrics instead of waiting on a retry that no
-// amount of time will mend. Use `missingSetting` at rule load to warn earlier.
+// A kind whose settings are missing (no `VIGIL_SMTP_URL`, no MQTT broker) is reported by
+// `missingSetting`: the durable dispatcher does not attempt such deliveries, it keeps them
+// `waiting` until a start with the sink configured (issue 8). `sinkFor` still hands out a sink
+// for it that fails every delivery, not retryable, naming the missing setting (what
+// `vigil run --deliver` reports). Use `missingSetting` at rule load to warn earlier.
 //
 // Must not: read the environment (the configuration module does that), or retry.
 

@@ -1,5 +1,7 @@
-// The retry stage (service §5): a per-attempt timeout, exponential backoff with full jitter,
-// a bounded number of attempts, and the receiver's `Retry-After` hint.
+// The retry stage (service §5): a per-attempt timeout, exponential backoff with full jitter
+// capped at minutes, a maximum age (default 24 h: a receiver down for an hour gets every alert
+// once it is back, as Alertmanager keeps retrying), an optional bound on attempts, and the
+// receiver's `Retry-After` hint.
 //
 // Three layers, smallest first, so that the durable dispatcher (outbox over LMDB, per-sink
 // queues, states pending/retrying/delivered/failed) can reuse the first two and keep its own
@@ -15,7 +17,7 @@ import type { AlertRecord, Delivery } from '../core/alert.js';
 import { abortText, errorText, retryable, type DeliveryOutcome, type Sink } from './sink.js';
 
 export interface RetryPolicy {
-  /** Attempts in all, the first included; at least 1. */
+  /** Attempts in all, the first included; at least 1; Infinity: bounded by `maxAgeMs` only. */
   maxAttempts: number;
   /** The ceiling of the first pause; it doubles per failed attempt. */
   baseDelayMs: number;
@@ -23,13 +25,33 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** One attempt is aborted after this long and counts as a retryable failure. */
   timeoutMs: number;
+  /**
+   * How long a delivery keeps being retried, from the time it was queued (the alert raised, or
+   * a retry asked for through the API); past it a retryable failure is final. Infinity or
+   * absent: no limit.
+   */
+  maxAgeMs?: number;
 }
 
+/** The service's policy (`VIGIL_DELIVERY_MAX_BACKOFF_MS`, `VIGIL_DELIVERY_MAX_AGE_MS`). */
 export const defaultRetryPolicy: RetryPolicy = Object.freeze({
+  maxAttempts: Infinity,
+  baseDelayMs: 500,
+  maxDelayMs: 300_000,
+  timeoutMs: 10_000,
+  maxAgeMs: 24 * 3600_000,
+});
+
+/**
+ * `vigil run --deliver`: a replay is a foreground command, so it gives up after 8 attempts
+ * (about a minute) instead of waiting up to a day for a receiver.
+ */
+export const replayRetryPolicy: RetryPolicy = Object.freeze({
   maxAttempts: 8,
   baseDelayMs: 500,
   maxDelayMs: 60_000,
   timeoutMs: 10_000,
+  maxAgeMs: Infinity,
 });
 
 /**
@@ -38,8 +60,11 @@ export const defaultRetryPolicy: RetryPolicy = Object.freeze({
  */
 export function retryPolicy(overrides: Partial<RetryPolicy> = {}): RetryPolicy {
   const policy = { ...defaultRetryPolicy, ...overrides };
-  if (!Number.isInteger(policy.maxAttempts) || policy.maxAttempts < 1) {
-    throw new RangeError(`retry policy: maxAttempts must be an integer >= 1, got ${policy.maxAttempts}`);
+  if ((!Number.isInteger(policy.maxAttempts) && policy.maxAttempts !== Infinity) || policy.maxAttempts < 1) {
+    throw new RangeError(`retry policy: maxAttempts must be an integer >= 1 (or Infinity), got ${policy.maxAttempts}`);
+  }
+  if (policy.maxAgeMs !== undefined && (Number.isNaN(policy.maxAgeMs) || policy.maxAgeMs < 0)) {
+    throw new RangeError(`retry policy: maxAgeMs must be a number >= 0 (or Infinity), got ${policy.maxAgeMs}`);
   }
   for (const field of ['baseDelayMs', 'maxDelayMs', 'timeoutMs'] as const) {
     const value = policy[field];
@@ -172,6 +197,7 @@ export async function retryDelivery(
   options: RetryOptions = {},
 ): Promise<RetryResult> {
   const maxAttempts = Math.max(1, Math.floor(policy.maxAttempts));
+  const giveUpAt = Date.now() + (policy.maxAgeMs ?? Infinity);
   let outcome: DeliveryOutcome = retryable('not attempted');
   let attempts = 0;
   while (attempts < maxAttempts) {
@@ -182,7 +208,7 @@ export async function retryDelivery(
     attempts++;
     const started = Date.now();
     outcome = await deliverWithTimeout(sink, alert, delivery, policy.timeoutMs, options.signal);
-    const last = outcome.ok || !outcome.retryable || attempts >= maxAttempts;
+    const last = outcome.ok || !outcome.retryable || attempts >= maxAttempts || Date.now() >= giveUpAt;
     const nextDelayMs = last
       ? null
       : backoffDelay(policy, attempts, options.random, outcome.ok ? undefined : outcome.retryAfterMs);

@@ -13,6 +13,7 @@
 //   streams:  stream name → StoredStream
 //   outbox:   alert seq → OutboxEntry
 //   alertIds: alert id → alert seq
+//   unfinished: alert seq → 1                                (outbox entries with a delivery not final)
 //   late:     [stream, seq] → LateEntry
 //   idem:     Idempotency-Key → { answer, expiresAt }
 
@@ -46,7 +47,7 @@ export interface StoredStream {
   tooFarAhead?: number;
 }
 
-export type DbName = 'meta' | 'rules' | 'keys' | 'buffer' | 'throttle' | 'streams' | 'outbox' | 'alertIds' | 'late' | 'idem';
+export type DbName = 'meta' | 'rules' | 'keys' | 'buffer' | 'throttle' | 'streams' | 'outbox' | 'alertIds' | 'late' | 'idem' | 'unfinished';
 
 /** One write of a commit: a put, or a remove when `value` is undefined. */
 export interface Op {
@@ -87,6 +88,7 @@ export class LmdbStore {
       alertIds: db('alertIds'),
       late: db('late'),
       idem: db('idem'),
+      unfinished: db('unfinished'),
     };
   }
 

@@ -33,6 +33,14 @@ describe('loadConfig', () => {
       backtestMaxPartials: 200_000,
       maxEventBytes: 1024 * 1024,
       maxLeadMs: 3_600_000,
+      lateMaxBytes: 64 * 1024 * 1024,
+      outboxMaxBytes: 256 * 1024 * 1024,
+      deliveryMaxAgeMs: 86_400_000,
+      deliveryMaxBackoffMs: 300_000,
+      pageMaxBytes: 8 * 1024 * 1024,
+      idempotencySweepBatch: 1000,
+      savepointsKeep: 5,
+      mqttReconnectMaxMs: 3000,
       fromSavepoint: null,
     });
   });

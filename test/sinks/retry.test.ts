@@ -81,7 +81,8 @@ describe('backoffDelay', () => {
   });
 
   it('has sane defaults and validates configured policies', () => {
-    expect(defaultRetryPolicy).toEqual({ maxAttempts: 8, baseDelayMs: 500, maxDelayMs: 60_000, timeoutMs: 10_000 });
+    // Retries outlast outages: no attempt bound, pauses capped at 5 min, given up after 24 h.
+    expect(defaultRetryPolicy).toEqual({ maxAttempts: Infinity, baseDelayMs: 500, maxDelayMs: 300_000, timeoutMs: 10_000, maxAgeMs: 24 * 3600_000 });
     expect(retryPolicy({ maxAttempts: 3 }).maxAttempts).toBe(3);
     expect(() => retryPolicy({ maxAttempts: 0 })).toThrow(/maxAttempts/);
     expect(() => retryPolicy({ timeoutMs: 0 })).toThrow(/timeoutMs/);

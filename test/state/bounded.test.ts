@@ -76,14 +76,24 @@ describe('bounded state', () => {
     await core.commitNow();
     expect(countEntries(core, 'late')).toBe(50);
     expect(core.late('s', { limit: 1 }).late[0]!.time).toBe(119); // the newest kept
-    // Log alerts are delivered only by a dispatcher; nothing final yet → nothing pruned.
-    expect(countEntries(core, 'outbox')).toBe(80);
+    // Log alerts are delivered only by a dispatcher, so all 80 are undelivered. The commit after
+    // theirs bounds them: undelivered alerts may fill at most half of the outbox (15): the oldest
+    // 65 are marked failed (backlog_full), and the outbox keeps its newest 30. (This used to keep
+    // all 80: undelivered alerts were never pruned, so a dead sink grew the outbox forever.)
+    expect(countEntries(core, 'outbox')).toBe(30);
+    const kept = core.alerts({ limit: 100 }).alerts;
+    expect(kept[0]!.key).toBe('k79');
+    expect(kept.filter((a) => a.delivery['0:log']!.state === 'pending')).toHaveLength(15);
+    const given = kept.filter((a) => a.delivery['0:log']!.state === 'failed');
+    expect(given).toHaveLength(15);
+    expect(given[0]!.delivery['0:log']!.lastError).toMatch(/undelivered alerts over half the outbox/);
+    expect(core.givenUp.get('log backlog_full')).toBe(65);
     for (const e of core.unfinishedDeliveries()) {
       for (const name of Object.keys(e.delivery)) core.updateDelivery(e.seq, name, { sink: 'log', state: 'delivered', attempts: 1, lastError: null, nextAttemptAt: null, deliveredAt: 1 });
     }
     await core.commitNow();
-    await core.commitNow();
     expect(countEntries(core, 'outbox')).toBe(30);
+    expect(core.outboxBacklog()).toEqual({});
     expect(core.alerts({ limit: 100 }).alerts[0]!.key).toBe('k79');
     await core.close();
   });

@@ -1,11 +1,16 @@
 // `GET /alerts` (service.md §2): recent alerts, newest first, each with its delivery state per
-// sink; filtered by rule, key and `since` (ISO time or epoch ms), paged by `limit` and an opaque
-// `cursor`. Open route. Delivery settings (which may hold secrets) are never part of the answer.
+// sink; filtered by rule, key and `since` (ISO time or epoch ms), paged by `limit` (and at most
+// VIGIL_PAGE_MAX_BYTES) and an opaque `cursor`. Open route. Delivery settings (which may hold
+// secrets) are never part of the answer.
+//
+// `POST /alerts/:id/retry` (API token): queues the alert's failed deliveries again (`pending`,
+// attempts from 0, their maximum age counted from now); answers `{ retried: n }`.
 
 import type { FastifyPluginAsync } from 'fastify';
 import type { AlertQuery } from '../../engine/types.js';
 import { apiError, errorSchema } from '../errors.js';
 import type { RouteContext } from '../server.js';
+import { requireToken } from './auth.js';
 
 /** `since`: epoch ms or an ISO-8601 time. */
 export function parseSince(raw: string): number {
@@ -41,5 +46,19 @@ export const alertRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) =>
     if (req.query.since !== undefined) q.since = parseSince(req.query.since);
     if (req.query.cursor !== undefined) q.cursor = req.query.cursor;
     return ctx.core.alerts(q);
+  });
+
+  await app.register(async (writes) => {
+    requireToken(writes, ctx.config.apiToken);
+    writes.post<{ Params: { id: string } }>('/alerts/:id/retry', {
+      schema: {
+        params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 1000 } } },
+        response: { 200: { type: 'object', properties: { retried: { type: 'integer' } } }, '4xx': errorSchema, '5xx': errorSchema },
+      },
+    }, async (req) => {
+      const n = await ctx.core.retryDeliveries({ alertId: req.params.id });
+      if (n === null) throw apiError('VIGIL_ERR_ALERT_NOT_FOUND', [req.params.id.slice(0, 200)]);
+      return { retried: n };
+    });
   });
 };

@@ -1,7 +1,9 @@
 // Vigil status page. Plain browser JavaScript, no framework, no build step: reads the JSON API
 // (GET /rules, /streams, /alerts, /streams/:stream/late; POST /rules/:id/backtest) and renders
 // it. Every value from the API reaches the DOM through textContent or setAttribute, never as
-// markup. Refreshes every 2 s while the tab is visible.
+// markup. Refreshes every 2 s while the tab is visible. Failed deliveries can be queued again
+// (POST /alerts/:id/retry, POST /admin/sinks/:sink/retry): those routes need the API token,
+// asked for with a prompt on a 401 and kept for the tab's session only.
 'use strict';
 
 (function () {
@@ -97,6 +99,41 @@
     return body;
   }
 
+  // ---- writes that need the API token ----
+
+  const TOKEN_KEY = 'vigil.apiToken';
+
+  /** POSTs with the API token; on a 401 asks for it (once per try) and tries again. */
+  async function authorizedPost(path) {
+    let token = sessionStorage.getItem(TOKEN_KEY);
+    for (let i = 0; ; i++) {
+      const headers = { accept: 'application/json' };
+      if (token) headers.authorization = 'Bearer ' + token;
+      try {
+        return await api(path, { method: 'POST', headers: headers });
+      } catch (e) {
+        if (e.status !== 401 || i > 0) throw e;
+        token = window.prompt('API token (VIGIL_API_TOKEN) for this action:');
+        if (token === null || token === '') throw e;
+        sessionStorage.setItem(TOKEN_KEY, token);
+      }
+    }
+  }
+
+  async function retry(path, label) {
+    const state = $('retry-state');
+    state.textContent = label + '…';
+    try {
+      const res = await authorizedPost(path);
+      state.textContent = label + ': ' + num(res && res.retried) + ' delivery(ies) queued again';
+      state.dataset.state = 'ok';
+    } catch (e) {
+      state.textContent = label + ' failed: ' + (e && e.message ? e.message : String(e));
+      state.dataset.state = 'error';
+    }
+    if (!inflight) refresh();
+  }
+
   // ---- sections ----
 
   function renderRules(rules) {
@@ -153,10 +190,10 @@
     ])));
   }
 
-  function deliveryList(delivery) {
+  function deliveryList(delivery, alertId) {
     const names = Object.keys(delivery || {}).sort();
     if (names.length === 0) return el('span', { class: 'muted', text: 'no sinks' });
-    return el('ul', { class: 'delivery' }, names.map((name) => {
+    const items = names.map((name) => {
       const d = delivery[name] || {};
       const state = typeof d.state === 'string' ? d.state : 'unknown';
       return el('li', {
@@ -166,11 +203,34 @@
         title: d.lastError ? 'last error: ' + d.lastError : undefined,
         text: name + ' ' + state + ' ×' + num(d.attempts),
       });
+    });
+    const list = el('ul', { class: 'delivery' }, items);
+    if (!names.some((n) => delivery[n] && delivery[n].state === 'failed')) return list;
+    const button = el('button', { type: 'button', class: 'small', testid: 'retry-alert', text: 'retry' });
+    button.addEventListener('click', () => retry('/alerts/' + encodeURIComponent(alertId) + '/retry', 'retry alert ' + alertId));
+    return el('div', null, [list, button]);
+  }
+
+  /** The kind of a sink name (`0:webhook` → `webhook`). */
+  function sinkKind(name) {
+    const i = name.indexOf(':');
+    return i < 0 ? name : name.slice(i + 1);
+  }
+
+  /** One "retry all failed" button per sink kind with a failed delivery among the alerts shown. */
+  function renderRetryBar(alerts) {
+    const kinds = new Set();
+    for (const a of alerts) for (const [name, d] of Object.entries(a.delivery || {})) if (d && d.state === 'failed') kinds.add(sinkKind(name));
+    $('retry-bar').replaceChildren(...[...kinds].sort().map((kind) => {
+      const b = el('button', { type: 'button', class: 'small', testid: 'retry-sink', data: { sink: kind }, text: 'retry all failed ' + kind + ' deliveries' });
+      b.addEventListener('click', () => retry('/admin/sinks/' + encodeURIComponent(kind) + '/retry', 'retry failed ' + kind + ' deliveries'));
+      return b;
     }));
   }
 
   function renderAlerts(alerts) {
     const body = $('alerts-body');
+    renderRetryBar(alerts);
     if (alerts.length === 0) {
       body.replaceChildren(emptyRow(6, 'alerts-empty', 'No alerts yet.'));
       return;
@@ -181,7 +241,7 @@
       td(keyText(a.key), 'mono', { testid: 'alert-key' }),
       td(a.severity + (a.kind === 'timeout' ? ' (timeout)' : ''), 'sev sev-' + a.severity, { testid: 'alert-severity' }),
       td(a.message, 'msg', { testid: 'alert-message' }),
-      el('td', { testid: 'alert-delivery' }, [deliveryList(a.delivery)]),
+      el('td', { testid: 'alert-delivery' }, [deliveryList(a.delivery, a.id)]),
     ])));
   }
 
