@@ -26,6 +26,7 @@ import {
   getPath,
   gt,
   isIn,
+  isNotIn,
   isInheritedName,
   le,
   lt,
@@ -495,8 +496,9 @@ class ExprCompiler {
 
   /** `x in c` (negated for `not in`). A constant list of primitives becomes a Set built here. */
   membership(x: CNode, c: CNode, negate: boolean): CNode {
+    if (negate) return this.nonMembership(x, c);
     let f: Condition;
-    if (x.t === 'const' && c.t === 'const') return { t: 'const', v: isIn(x.v, c.v) !== negate };
+    if (x.t === 'const' && c.t === 'const') return { t: 'const', v: isIn(x.v, c.v) };
     if (c.t === 'const') {
       const cv = c.v;
       const k = this.candKey(x);
@@ -532,13 +534,36 @@ class ExprCompiler {
       const h = this.ev(c);
       f = (s) => isIn(g(s), h(s));
     }
-    if (negate) {
-      if (f === NEVER) return { t: 'const', v: true };
-      const p = f;
-      const nf: Condition = (s) => !p(s);
-      return { t: 'dyn', ev: nf, cond: nf };
-    }
     return f === NEVER ? { t: 'const', v: false } : { t: 'dyn', ev: f, cond: f };
+  }
+
+  /**
+   * `x not in c`: false when x is null or its type does not fit, like every comparison
+   * (language §7). A constant list of primitives of one type becomes a Set built here; a
+   * constant list holding null or values of two types makes the test always false.
+   */
+  nonMembership(x: CNode, c: CNode): CNode {
+    if (x.t === 'const' && c.t === 'const') return { t: 'const', v: isNotIn(x.v, c.v) };
+    let f: Condition;
+    const g = this.ev(x);
+    if (c.t === 'const') {
+      const cv = c.v;
+      if (Array.isArray(cv) && cv.length > 0 && cv.every((i) => i !== null && typeof i !== 'object')) {
+        const type = typeof cv[0];
+        if (!cv.every((i) => typeof i === type)) return { t: 'const', v: false };
+        const set = new Set<Json>(cv);
+        f = (s) => {
+          const v = g(s);
+          return typeof v === type && !set.has(v);
+        };
+      } else if (Array.isArray(cv) || typeof cv === 'string') {
+        f = (s) => isNotIn(g(s), cv);
+      } else return { t: 'const', v: false };
+    } else {
+      const h = this.ev(c);
+      f = (s) => isNotIn(g(s), h(s));
+    }
+    return { t: 'dyn', ev: f, cond: f };
   }
 
   affix(starts: boolean, l: CNode, r: CNode): CNode {
