@@ -89,9 +89,26 @@ export interface NfaGraph {
    * has no other use for it), one of these lists, whose conditions are the steps' own; this map
    * gives their steps. Every subset a step's `until` can leave is listed too (greedyGuardOf).
    */
-  greedyGuards: Map<Condition[], StepNode[]>;
-  /** The registered greedy guard for a set of steps (by sorted step indices), or undefined. */
+  greedyGuards: Map<Condition[], GreedyEntry[]>;
+  /** The registered greedy guard for a set of entries (by greedyKey), or undefined. */
   greedyGuardOf: Map<string, Condition[]>;
+}
+
+/** One greedy step a waiting run is held back by. */
+export interface GreedyEntry {
+  step: StepNode;
+  /**
+   * The step was passed over at count 0 under `then any`: its `until` does not end the wait to
+   * start it (issue 14 point 2), so it stays in the guard. Otherwise the first event satisfying
+   * its `until` ends the loop and drops it from the guard.
+   */
+  sticky: boolean;
+  key: string;
+}
+
+/** The key of a set of greedy entries in NfaGraph.greedyGuardOf. */
+export function greedyKey(entries: readonly { key: string }[]): string {
+  return entries.map((e) => e.key).sort().join(',');
 }
 
 // ---------------------------------------------------------------- construction input
@@ -305,36 +322,36 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
   const startClosure = closure(start);
 
   // Greedy guards, canonical by their set of steps (a checkpoint finds them by identity).
-  const greedyGuards = new Map<Condition[], StepNode[]>();
+  const greedyGuards = new Map<Condition[], GreedyEntry[]>();
   const greedyGuardOf = new Map<string, Condition[]>();
-  const register = (ids: number[]): Condition[] => {
-    const sorted = [...new Set(ids)].sort((a, b) => a - b);
-    const key = sorted.join(',');
+  const entry = (index: number, sticky: boolean): GreedyEntry => ({ step: steps[index]!, sticky, key: sticky ? `${index}*` : `${index}` });
+  const register = (entries: GreedyEntry[]): Condition[] => {
+    const unique = entries.filter((e, i) => entries.findIndex((f) => f.key === e.key) === i);
+    const key = greedyKey(unique);
     let list = greedyGuardOf.get(key);
     if (list === undefined) {
-      const ss = sorted.map((i) => steps[i]!);
-      list = ss.map((x) => x.cond);
+      list = unique.map((e) => e.step.cond);
       greedyGuardOf.set(key, list);
-      greedyGuards.set(list, ss);
+      greedyGuards.set(list, unique);
     }
     return list;
   };
-  const guardFor = (ids: number[]): Condition[] | null => {
-    if (ids.length === 0) return null;
-    const list = register(ids);
+  const guardFor = (entries: GreedyEntry[]): Condition[] | null => {
+    if (entries.length === 0) return null;
+    const list = register(entries);
     // `until` of a step ends its loop and drops it from the guard: every subset may occur.
-    const ss = greedyGuards.get(list)!;
-    if (ss.length <= 6) {
-      for (let mask = 1; mask < (1 << ss.length) - 1; mask++) register(ss.filter((_, i) => (mask & (1 << i)) !== 0).map((x) => x.index));
+    const es = greedyGuards.get(list)!;
+    if (es.length <= 6) {
+      for (let mask = 1; mask < (1 << es.length) - 1; mask++) register(es.filter((_, i) => (mask & (1 << i)) !== 0));
     }
     return list;
   };
   const settleExit = (x: Exit, from: StepNode | null): void => {
     const skipped = (x as ExitBuild).skipped;
     x.bypassed = skipped.length > 0 ? skipped.map((k) => steps[k.step]!) : null;
-    const loose = skipped.filter((k) => k.link !== STRICT).map((k) => k.step);
+    const loose = skipped.filter((k) => k.link !== STRICT).map((k) => entry(k.step, k.link === ANY));
     x.bypassGuard = guardFor(loose);
-    x.leaveGuard = from !== null && from.greedy && from.loop !== STRICT && from.max > 1 ? guardFor([...loose, from.index]) : x.bypassGuard;
+    x.leaveGuard = from !== null && from.greedy && from.loop !== STRICT && from.max > 1 ? guardFor([...loose, entry(from.index, false)]) : x.bypassGuard;
     delete (x as Partial<ExitBuild>).skipped;
   };
   for (const s of steps) for (const x of s.exits) settleExit(x, s);

@@ -15,7 +15,7 @@
 
 import type { Condition } from '../compiler/expressions.js';
 import type { BoundNode, EvalScope, Json, StreamEvent } from '../core/event.js';
-import { ANY, RELAXED, STRICT, type Contiguity, type NfaGraph, type StepNode } from './graph.js';
+import { ANY, RELAXED, STRICT, greedyKey, type Contiguity, type GreedyEntry, type NfaGraph, type StepNode } from './graph.js';
 
 /** Run.node of a partial match that has passed its last step and waits for a trailing negation. */
 export const WAIT_FINAL = -2;
@@ -232,8 +232,11 @@ export class Nfa {
         if (x.nextGuards !== null && anyHolds(x.nextGuards, scope)) continue;
         if (x.bypassed !== null && anyTakes(x.bypassed, scope)) continue;
         const q = this.steps[x.target]!;
-        if (q.until !== null && q.until(scope)) continue;
-        const qTook = q.cond(scope);
+        // `until` ends the wait to start a loop under `then`; under `then any` the event is
+        // only not taken (issue 14 point 2).
+        const qUntil = q.until !== null && q.until(scope);
+        if (qUntil && x.link !== ANY) continue;
+        const qTook = !qUntil && q.cond(scope);
         if (qTook) this.take(ks, r, q, 1, scope.candidate!, next);
         if (x.link === STRICT) continue;
         if (x.link === ANY || !qTook) {
@@ -276,17 +279,19 @@ export class Nfa {
    * `until` the candidate satisfies has ended its loop and leaves the guard.
    */
   private greedyGuard(r: Run, scope: EvalScope): boolean {
-    const ss = this.graph.greedyGuards.get(r.nextGuards!);
-    if (ss === undefined) return true;
-    let ended: number[] | null = null;
-    for (let i = 0; i < ss.length; i++) {
-      const g = ss[i]!;
-      if (g.until !== null && g.until(scope)) (ended ??= []).push(g.index);
-      else if (g.cond(scope)) return false;
+    const es = this.graph.greedyGuards.get(r.nextGuards!);
+    if (es === undefined) return true;
+    let ended: GreedyEntry[] | null = null;
+    for (let i = 0; i < es.length; i++) {
+      const e = es[i]!;
+      const g = e.step;
+      if (g.until !== null && g.until(scope)) {
+        if (!e.sticky) (ended ??= []).push(e);
+      } else if (g.cond(scope)) return false;
     }
     if (ended !== null) {
-      const rest = ss.filter((g) => !ended.includes(g.index)).map((g) => g.index);
-      r.nextGuards = rest.length === 0 ? null : (this.graph.greedyGuardOf.get(rest.join(',')) ?? null);
+      const rest = es.filter((e) => !ended.includes(e));
+      r.nextGuards = rest.length === 0 ? null : (this.graph.greedyGuardOf.get(greedyKey(rest)) ?? null);
     }
     return true;
   }
