@@ -136,8 +136,12 @@ export class RuleRuntime implements NfaOutput {
   ) {
     this.nfa = new Nfa(rule.graph, rule.nfa);
     this.singleKeyOf = rule.streams.length === 1 ? (rule.keyOf.get(rule.streams[0]!) ?? null) : undefined;
-    const trailingNext = rule.graph.steps.some((st) => st.finals.some((f) => f.nextGuards !== null && f.absenceMs === null));
-    this.throttleHorizon = rule.nfa.skip === 'none' && !trailingNext ? 0 : (rule.nfa.withinMs ?? Infinity);
+    const steps = rule.graph.steps;
+    const trailingNext = steps.some((st) => st.finals.some((f) => f.nextGuards !== null && f.absenceMs === null));
+    // One plain step (maybe followed by an absence) completes its partial matches in start order: nothing is held.
+    const onePlainStep = steps.length === 1 && steps[0]!.min === 1 && steps[0]!.max === 1 && steps[0]!.exits.length === 0;
+    const inOrder = (rule.nfa.skip === 'none' || onePlainStep) && !trailingNext;
+    this.throttleHorizon = inOrder ? 0 : (rule.nfa.withinMs ?? Infinity);
   }
 
   /** The key of a rule that reads one stream (saves a lookup per event); undefined for several. */
