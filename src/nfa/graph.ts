@@ -361,7 +361,6 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
   const note = (g: Condition[] | null) => {
     if (g !== null && !guardSets.includes(g)) guardSets.push(g);
   };
-  for (const list of greedyGuards.keys()) note(list);
   for (const s of steps) {
     for (const x of s.exits) {
       note(x.thenGuards);
@@ -372,6 +371,8 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
       note(f.absenceGuards);
     }
   }
+  // Last, so that the indices of the other guard lists stay those of checkpoints written before greedy guards existed.
+  for (const list of greedyGuards.keys()) note(list);
   return { steps, startExits: startClosure.exits, guardSets, greedyGuards, greedyGuardOf };
 }
 
