@@ -4,9 +4,13 @@
 // steps in order: every quantifier count allowed, each step's events satisfying its condition,
 // `next` / `consecutive` meaning adjacent events of the key, `then any` / `combinations` any
 // later event, and `then` / a plain loop the FIRST later event that satisfies the step (skip
-// till next match); negations as in language §5 and docs/decisions.md 9–10. The oracle
+// till next match); negations as in language §5 and docs/decisions.md 9–10 (`next not` after a
+// quantified step looks after every event of the stretch); `until` ending a loop and the wait to
+// start it — but not a `then any` wait (decisions 12); `greedy` admitting only counts after which
+// the loop could take nothing more before the next bound event (decisions 31). The oracle
 // enumerates those assignments directly; the engine (through `runReplay`, the same code as
 // `vigil run`) must produce the same multiset of matches — none missing, none extra, none twice.
+// DIFF_SEED=<n> npx vitest run test/nfa/differential.test.ts draws other patterns.
 
 import { describe, expect, it } from 'vitest';
 import { runReplay } from '../../src/cli/run.js';
