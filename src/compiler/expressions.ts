@@ -27,6 +27,7 @@ import {
   getPath,
   gt,
   isIn,
+  isNotIn,
   isInheritedName,
   le,
   lt,
@@ -34,6 +35,7 @@ import {
   mul,
   ne,
   neg,
+  parseEventTime,
   renderValue,
   startsWith,
   sub,
@@ -55,8 +57,8 @@ export interface ExprContext {
   stepNames: ReadonlyMap<string, number>;
   place: ExprPlace;
   /**
-   * Templates: names of the event fields that hold times (the streams' `time` fields and fields
-   * declared `time`). A hole that is such a field, or `time(...)`, renders as ISO-8601
+   * Templates: the paths (as `timePathKey`) of the event fields that hold times (the streams'
+   * `time` fields and fields declared `time`). A hole that is such a field, or `time(...)`, renders as ISO-8601
    * (language §4: "Times format as ISO-8601 unless format(...) says otherwise").
    */
   timeFields?: ReadonlySet<string>;
@@ -496,8 +498,9 @@ class ExprCompiler {
 
   /** `x in c` (negated for `not in`). A constant list of primitives becomes a Set built here. */
   membership(x: CNode, c: CNode, negate: boolean): CNode {
+    if (negate) return this.nonMembership(x, c);
     let f: Condition;
-    if (x.t === 'const' && c.t === 'const') return { t: 'const', v: isIn(x.v, c.v) !== negate };
+    if (x.t === 'const' && c.t === 'const') return { t: 'const', v: isIn(x.v, c.v) };
     if (c.t === 'const') {
       const cv = c.v;
       const k = this.candKey(x);
@@ -533,13 +536,36 @@ class ExprCompiler {
       const h = this.ev(c);
       f = (s) => isIn(g(s), h(s));
     }
-    if (negate) {
-      if (f === NEVER) return { t: 'const', v: true };
-      const p = f;
-      const nf: Condition = (s) => !p(s);
-      return { t: 'dyn', ev: nf, cond: nf };
-    }
     return f === NEVER ? { t: 'const', v: false } : { t: 'dyn', ev: f, cond: f };
+  }
+
+  /**
+   * `x not in c`: false when x is null or its type does not fit, like every comparison
+   * (language §7). A constant list of primitives of one type becomes a Set built here; a
+   * constant list holding null or values of two types makes the test always false.
+   */
+  nonMembership(x: CNode, c: CNode): CNode {
+    if (x.t === 'const' && c.t === 'const') return { t: 'const', v: isNotIn(x.v, c.v) };
+    let f: Condition;
+    const g = this.ev(x);
+    if (c.t === 'const') {
+      const cv = c.v;
+      if (Array.isArray(cv) && cv.length > 0 && cv.every((i) => i !== null && typeof i !== 'object')) {
+        const type = typeof cv[0];
+        if (!cv.every((i) => typeof i === type)) return { t: 'const', v: false };
+        const set = new Set<Json>(cv);
+        f = (s) => {
+          const v = g(s);
+          return typeof v === type && !set.has(v);
+        };
+      } else if (Array.isArray(cv) || typeof cv === 'string') {
+        f = (s) => isNotIn(g(s), cv);
+      } else return { t: 'const', v: false };
+    } else {
+      const h = this.ev(c);
+      f = (s) => isNotIn(g(s), h(s));
+    }
+    return { t: 'dyn', ev: f, cond: f };
   }
 
   affix(starts: boolean, l: CNode, r: CNode): CNode {
@@ -1004,21 +1030,75 @@ export function compileValue(expr: Expr, ctx: ExprContext): Evaluator {
   });
 }
 
-/** Is a template hole a time (not a duration: arithmetic on times stays a number)? */
+/**
+ * The field path, inside one event, that a template hole reads (`ts`, `b.ts`, `first(b).ts`,
+ * `$["ts"]`, `retry.ts` → [retry, ts]); null when the hole is not a plain field of an event.
+ */
+function holePath(e: Expr, ctx: ExprContext): Segment[] | null {
+  switch (e.kind) {
+    case 'name':
+      return ctx.stepNames.has(e.name) ? null : [e.name];
+    case 'event':
+      return [];
+    case 'member':
+    case 'index': {
+      let seg: Segment;
+      if (e.kind === 'member') seg = e.property;
+      else if (e.index.kind === 'string') seg = e.index.value;
+      else if (e.index.kind === 'number' && Number.isInteger(e.index.value)) seg = e.index.value;
+      else return null;
+      if (isStepEvent(e.object, ctx)) return [seg];
+      const p = holePath(e.object, ctx);
+      return p === null ? null : [...p, seg];
+    }
+    default:
+      return null;
+  }
+}
+
+/** Does the expression denote one event bound to a step (`v` before `.f`, `first(v)`, `last(v)`, `v[i]`)? */
+function isStepEvent(e: Expr, ctx: ExprContext): boolean {
+  if (e.kind === 'name') return ctx.stepNames.has(e.name);
+  if (e.kind === 'call') {
+    const a = e.args[0];
+    return (e.callee.name === 'first' || e.callee.name === 'last') && e.args.length === 1 && a !== undefined && a.kind === 'name' && ctx.stepNames.has(a.name);
+  }
+  if (e.kind === 'index') return e.object.kind === 'name' && ctx.stepNames.has(e.object.name) && e.index.kind === 'number';
+  return false;
+}
+
+/** The key of a field path in `ExprContext.timeFields`. */
+export function timePathKey(path: readonly Segment[]): string {
+  return JSON.stringify(path);
+}
+
+/**
+ * Is a template hole a time (not a duration: arithmetic on times stays a number)? `time(...)`,
+ * or a field whose path is a stream's `time` field or a declared `time` field — the field
+ * itself, not a field of the same last name elsewhere (`retry.ts` is not the time `ts`).
+ */
 function isTimeHole(e: Expr, ctx: ExprContext): boolean {
   if (e.kind === 'call') return e.callee.name === 'time';
   const fields = ctx.timeFields;
   if (fields === undefined || fields.size === 0) return false;
-  if (e.kind === 'member') return fields.has(e.property);
-  if (e.kind === 'name') return !ctx.stepNames.has(e.name) && fields.has(e.name);
-  if (e.kind === 'index') return e.index.kind === 'string' && fields.has(e.index.value);
-  return false;
+  const path = holePath(e, ctx);
+  return path !== null && fields.has(timePathKey(path));
 }
 
 /** ISO-8601 UTC with milliseconds; numbers outside Date's range stay numbers. */
 function isoText(ms: number): string {
   const d = new Date(ms);
   return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
+/** A time value as ISO-8601 UTC with ms, whether sent as epoch ms or as ISO text with a zone. */
+function timeText(v: Json): Json {
+  if (typeof v === 'number') return isoText(v);
+  if (typeof v === 'string') {
+    const t = parseEventTime(v);
+    return typeof t === 'number' ? isoText(t) : v;
+  }
+  return v;
 }
 
 export function compileTemplate(t: Template, ctx: ExprContext): TemplateRenderer {
@@ -1034,10 +1114,7 @@ export function compileTemplate(t: Template, ctx: ExprContext): TemplateRenderer
         piece = n.t === 'const' ? renderValue(n.v) : c.ev(n);
         if (typeof piece !== 'string' && isTimeHole(p, ctx)) {
           const ev = piece;
-          piece = (s) => {
-            const v = ev(s);
-            return typeof v === 'number' ? isoText(v) : v;
-          };
+          piece = (s) => timeText(ev(s));
         }
       }
       const prev = parts[parts.length - 1];

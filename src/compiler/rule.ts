@@ -25,7 +25,7 @@ import { ALLOW_HINT, type WebhookAddressPolicy } from '../core/webhook-address-p
 import { ANY, buildGraph, GraphTooLarge, RELAXED, STRICT, type Contiguity, type NfaGraph, type PatternPlan, type SequencePlan } from '../nfa/graph.js';
 import type { Diagnostic as Diag } from '../core/diagnostics.js';
 import type { NfaOptions, SkipStrategy } from '../nfa/nfa.js';
-import { compileCondition, compileTemplate, compileValue, referencedSteps, type Condition, type Evaluator, type TemplateRenderer } from './expressions.js';
+import { compileCondition, compileTemplate, compileValue, referencedSteps, timePathKey, type Condition, type Evaluator, type TemplateRenderer } from './expressions.js';
 import { compileStreams, fieldPath, implicitStream, type CompiledStream } from './streams.js';
 import { checkExpr, checkTemplate, schemaOf, type CheckContext, type Schema } from './checks.js';
 import { closest, didYouMean } from './suggest.js';
@@ -392,17 +392,16 @@ class RuleCompiler {
     return { file: this.file, diagnostics: this.diagnostics, stepNames: this.stepNames, place, timeFields: this.timeFields };
   }
 
-  /** Fields that hold times in the streams this rule reads (for templates). */
+  /** Paths (timePathKey) of the fields that hold times in the streams this rule reads (for templates). */
   private timeFields = new Set<string>();
 
   private noteTimeFields(stream: CompiledStream): void {
     for (const c of stream.decl?.clauses ?? []) {
       if (c.kind === 'time') {
         const path = fieldPath(c.field);
-        const last = path?.[path.length - 1];
-        if (typeof last === 'string') this.timeFields.add(last);
+        if (path !== null) this.timeFields.add(timePathKey(path));
       } else if (c.kind === 'fields') {
-        for (const f of c.fields) if (f.type === 'time') this.timeFields.add(f.name);
+        for (const f of c.fields) if (f.type === 'time') this.timeFields.add(timePathKey([f.name]));
       }
     }
   }

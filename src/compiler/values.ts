@@ -153,6 +153,21 @@ export function isIn(x: Json, c: Json): boolean {
   return false;
 }
 
+/**
+ * `x not in c`: like every comparison, false when `x` is null or of another type (language §7):
+ * `x != e` for every element of the list (so a list holding null or values of another type
+ * than `x` gives false, as in SQL), or, with two strings, `x` is not a substring of `c`.
+ */
+export function isNotIn(x: Json, c: Json): boolean {
+  if (x === null) return false;
+  if (Array.isArray(c)) {
+    for (let i = 0; i < c.length; i++) if (!ne(x, c[i]!)) return false;
+    return true;
+  }
+  if (typeof c === 'string' && typeof x === 'string') return !c.includes(x);
+  return false;
+}
+
 export function startsWith(a: Json, b: Json): boolean {
   return typeof a === 'string' && typeof b === 'string' && a.startsWith(b);
 }

@@ -53,6 +53,16 @@ export interface Exit {
   thenGuards: Condition[] | null;
   /** `next not` guards checked on the first event after the previous step. */
   nextGuards: Condition[] | null;
+  /**
+   * Optional `greedy` steps this exit passes over without taking an event (count 0). The exit
+   * is not taken on an event one of them can take: a greedy step takes as many as it can,
+   * including over the zero count (language §5).
+   */
+  bypassed: StepNode[] | null;
+  /** The greedy guard (see NfaGraph.greedyGuards) of a run waiting at the target after this exit: the bypassed steps whose link is not strict. */
+  bypassGuard: Condition[] | null;
+  /** The same with the departed step itself, for a run that leaves a greedy loop that could still take events. */
+  leaveGuard: Condition[] | null;
 }
 
 export interface FinalExit {
@@ -72,6 +82,33 @@ export interface NfaGraph {
    * a run's guards as an index here (conditions are code, not data).
    */
   guardSets: Condition[][];
+  /**
+   * Greedy guards: a run that left a greedy loop early (or passed over an optional greedy step)
+   * and waits for the next step's first event dies as soon as the loop could take an event
+   * (language §5, issue 14 point 1). The run holds the guard as its `nextGuards` (a waiting run
+   * has no other use for it), one of these lists, whose conditions are the steps' own; this map
+   * gives their steps. Every subset a step's `until` can leave is listed too (greedyGuardOf).
+   */
+  greedyGuards: Map<Condition[], GreedyEntry[]>;
+  /** The registered greedy guard for a set of entries (by greedyKey), or undefined. */
+  greedyGuardOf: Map<string, Condition[]>;
+}
+
+/** One greedy step a waiting run is held back by. */
+export interface GreedyEntry {
+  step: StepNode;
+  /**
+   * The step was passed over at count 0 under `then any`: its `until` does not end the wait to
+   * start it (issue 14 point 2), so it stays in the guard. Otherwise the first event satisfying
+   * its `until` ends the loop and drops it from the guard.
+   */
+  sticky: boolean;
+  key: string;
+}
+
+/** The key of a set of greedy entries in NfaGraph.greedyGuardOf. */
+export function greedyKey(entries: readonly { key: string }[]): string {
+  return entries.map((e) => e.key).sort().join(',');
 }
 
 // ---------------------------------------------------------------- construction input
@@ -120,6 +157,8 @@ interface EEdge {
   guards: Guard[];
   /** Trailing negations of the whole pattern (only on the edge into FINAL). */
   trailing: { next: Condition[]; absenceMs: number | null; absence: Condition[] } | null;
+  /** The step this edge passes over (an optional step's bypass), or -1. */
+  bypass?: number;
 }
 
 /** Limits that keep unrolling and closure computation bounded. */
@@ -211,7 +250,10 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
       const s = addStep(el);
       edge(entry, stepIn[s]!, null, []);
       edge(stepOut[s]!, exit, null, []);
-      if (el.min === 0) edge(entry, exit, null, []);
+      if (el.min === 0) {
+        edge(entry, exit, null, []);
+        entry.edges[entry.edges.length - 1]!.bypass = s;
+      }
       return;
     }
     const inner: SequencePlan = { elements: el.elements, links: el.links, linkIsNext: el.linkIsNext };
@@ -241,14 +283,15 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
     const exits: Exit[] = [];
     const finals: FinalExit[] = [];
     const onPath = new Set<ENode>();
-    const walk = (n: ENode, link: Contiguity, guards: Guard[]): void => {
+    const walk = (n: ENode, link: Contiguity, guards: Guard[], skipped: Bypass[]): void => {
       if (exits.length + finals.length > MAX_EXITS) throw new GraphTooLarge();
       for (const e of n.edges) {
         const l = e.link ?? link;
         const g = e.guards.length > 0 ? guards.concat(e.guards) : guards;
+        const b = e.bypass !== undefined && e.bypass >= 0 && steps[e.bypass]!.greedy ? skipped.concat({ step: e.bypass, link: l }) : skipped;
         const to = e.to;
         if (to.step >= 0) {
-          exits.push(makeExit(to.step, l, g));
+          exits.push(makeExit(to.step, l, g, b));
         } else if (to.final) {
           // Guards of negations followed only by optional steps do not hold a match back.
           const t = e.trailing;
@@ -259,13 +302,13 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
           });
         } else if (!onPath.has(to)) {
           onPath.add(to);
-          walk(to, l, g);
+          walk(to, l, g, b);
           onPath.delete(to);
         }
       }
     };
     onPath.add(from);
-    walk(from, RELAXED, []);
+    walk(from, RELAXED, [], []);
     return { exits: dedupeExits(exits), finals: dedupeFinals(finals) };
   };
 
@@ -277,6 +320,43 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
     if (exits.length > MAX_EXITS_PER_STEP) throw new GraphTooLarge();
   }
   const startClosure = closure(start);
+
+  // Greedy guards, canonical by their set of steps (a checkpoint finds them by identity).
+  const greedyGuards = new Map<Condition[], GreedyEntry[]>();
+  const greedyGuardOf = new Map<string, Condition[]>();
+  const entry = (index: number, sticky: boolean): GreedyEntry => ({ step: steps[index]!, sticky, key: sticky ? `${index}*` : `${index}` });
+  const register = (entries: GreedyEntry[]): Condition[] => {
+    const unique = entries.filter((e, i) => entries.findIndex((f) => f.key === e.key) === i);
+    const key = greedyKey(unique);
+    let list = greedyGuardOf.get(key);
+    if (list === undefined) {
+      list = unique.map((e) => e.step.cond);
+      greedyGuardOf.set(key, list);
+      greedyGuards.set(list, unique);
+    }
+    return list;
+  };
+  const guardFor = (entries: GreedyEntry[]): Condition[] | null => {
+    if (entries.length === 0) return null;
+    const list = register(entries);
+    // `until` of a step ends its loop and drops it from the guard: every subset may occur.
+    const es = greedyGuards.get(list)!;
+    if (es.length <= 6) {
+      for (let mask = 1; mask < (1 << es.length) - 1; mask++) register(es.filter((_, i) => (mask & (1 << i)) !== 0));
+    }
+    return list;
+  };
+  const settleExit = (x: Exit, from: StepNode | null): void => {
+    const skipped = (x as ExitBuild).skipped;
+    x.bypassed = skipped.length > 0 ? skipped.map((k) => steps[k.step]!) : null;
+    const loose = skipped.filter((k) => k.link !== STRICT).map((k) => entry(k.step, k.link === ANY));
+    x.bypassGuard = guardFor(loose);
+    x.leaveGuard = from !== null && from.greedy && from.loop !== STRICT && from.max > 1 ? guardFor([...loose, entry(from.index, false)]) : x.bypassGuard;
+    delete (x as Partial<ExitBuild>).skipped;
+  };
+  for (const s of steps) for (const x of s.exits) settleExit(x, s);
+  for (const x of startClosure.exits) settleExit(x, null);
+
   const guardSets: Condition[][] = [];
   const note = (g: Condition[] | null) => {
     if (g !== null && !guardSets.includes(g)) guardSets.push(g);
@@ -291,18 +371,34 @@ export function buildGraph(plan: SequencePlan): NfaGraph {
       note(f.absenceGuards);
     }
   }
-  return { steps, startExits: startClosure.exits, guardSets };
+  // Last, so that the indices of the other guard lists stay those of checkpoints written before greedy guards existed.
+  for (const list of greedyGuards.keys()) note(list);
+  return { steps, startExits: startClosure.exits, guardSets, greedyGuards, greedyGuardOf };
 }
 
-function makeExit(target: number, link: Contiguity, guards: Guard[]): Exit {
+/** An optional greedy step passed over on the way to an exit, with the link into it. */
+interface Bypass {
+  step: number;
+  link: Contiguity;
+}
+
+/** An exit while the graph is built: the bypassed steps, before they become guards. */
+type ExitBuild = Exit & { skipped: Bypass[] };
+
+function makeExit(target: number, link: Contiguity, guards: Guard[], skipped: Bypass[]): Exit {
   const thenGuards = guards.filter((g) => g.type === 'then').map((g) => g.cond);
   const nextGuards = guards.filter((g) => g.type === 'next').map((g) => g.cond);
-  return {
+  const x: ExitBuild = {
     target,
     link,
     thenGuards: thenGuards.length > 0 ? thenGuards : null,
     nextGuards: nextGuards.length > 0 ? nextGuards : null,
+    bypassed: null,
+    bypassGuard: null,
+    leaveGuard: null,
+    skipped,
   };
+  return x;
 }
 
 function sameList<T>(a: readonly T[] | null, b: readonly T[] | null): boolean {
@@ -314,7 +410,14 @@ function sameList<T>(a: readonly T[] | null, b: readonly T[] | null): boolean {
 function dedupeExits(exits: Exit[]): Exit[] {
   const out: Exit[] = [];
   for (const x of exits) {
-    if (!out.some((y) => y.target === x.target && y.link === x.link && sameList(y.thenGuards, x.thenGuards) && sameList(y.nextGuards, x.nextGuards))) out.push(x);
+    const same = out.find((y) => y.target === x.target && y.link === x.link && sameList(y.thenGuards, x.thenGuards) && sameList(y.nextGuards, x.nextGuards));
+    if (same === undefined) out.push(x);
+    else {
+      // Two ways to the same place: the greedy steps either passes over all hold it back.
+      const a = (same as ExitBuild).skipped;
+      const more = (x as ExitBuild).skipped.filter((k) => !a.some((j) => j.step === k.step));
+      if (more.length > 0) (same as ExitBuild).skipped = a.concat(more);
+    }
   }
   return out;
 }

@@ -15,7 +15,7 @@
 
 import type { Condition } from '../compiler/expressions.js';
 import type { BoundNode, EvalScope, Json, StreamEvent } from '../core/event.js';
-import { ANY, RELAXED, STRICT, type Contiguity, type NfaGraph, type StepNode } from './graph.js';
+import { ANY, RELAXED, STRICT, greedyKey, type Contiguity, type GreedyEntry, type NfaGraph, type StepNode } from './graph.js';
 
 /** Run.node of a partial match that has passed its last step and waits for a trailing negation. */
 export const WAIT_FINAL = -2;
@@ -186,13 +186,19 @@ export class Nfa {
     const s = this.steps[r.node]!;
     const c = r.count;
     scope.bound = r.bound;
-    // `until C`: the first event satisfying C ends the loop, started or not, and is not taken.
-    const canLoop = c < s.max && (s.until === null || !s.until(scope));
+    // A run that left a greedy loop early dies as soon as the loop takes another event.
+    if (c === 0 && r.nextGuards !== null && !this.greedyGuard(r, scope)) return;
+    // `until C`: the first event satisfying C ends the loop, started or not, and is not taken —
+    // except a partial match waiting under `then any` to start it: every later candidate can
+    // start its own run (language §5, issue 14 point 2).
+    const untilHit = s.until !== null && s.until(scope);
+    const canLoop = c < s.max && !untilHit;
     const took = canLoop && s.cond(scope);
     if (took) this.take(ks, r, s, c + 1, scope.candidate!, next);
     let stay = false;
     let dead = r.deadExits;
-    if (canLoop) {
+    if (c === 0 && untilHit && r.link === ANY) stay = r.guards === null || !anyHolds(r.guards, scope);
+    else if (canLoop) {
       const contiguity = c === 0 ? r.link : s.loop;
       if (contiguity === ANY || (contiguity === RELAXED && !took)) {
         if (c === 0) stay = r.guards === null || !anyHolds(r.guards, scope);
@@ -201,8 +207,14 @@ export class Nfa {
           // `then not` guard it satisfies; those paths are closed for good.
           const exits = s.exits;
           for (let i = 0; i < exits.length; i++) {
-            const g = exits[i]!.thenGuards;
-            if (g !== null && (dead & (1 << i)) === 0 && anyHolds(g, scope)) dead |= 1 << i;
+            const x = exits[i]!;
+            if ((dead & (1 << i)) !== 0) continue;
+            const g = x.thenGuards;
+            if (g !== null && anyHolds(g, scope)) dead |= 1 << i;
+            // `next not` after a quantified step guards the whole stretch: the event right after
+            // one of its events (a take: the run is fresh) that the stretch does not take must not
+            // satisfy it (issue 14 point 3).
+            else if (r.fresh && x.nextGuards !== null && anyHolds(x.nextGuards, scope)) dead |= 1 << i;
           }
           stay = s.finals.length > 0 || dead !== (1 << exits.length) - 1;
         }
@@ -212,18 +224,28 @@ export class Nfa {
     // does not let the next step have an event it can take itself.
     if (r.fresh && c >= s.min && !(took && s.greedy)) {
       const exits = s.exits;
+      // Leaving a greedy loop that could still take events: the waiting run carries its guard.
+      const leaving = s.greedy && canLoop;
       for (let i = 0; i < exits.length; i++) {
         const x = exits[i]!;
         if ((r.deadExits & (1 << i)) !== 0) continue;
         if (x.nextGuards !== null && anyHolds(x.nextGuards, scope)) continue;
+        if (x.bypassed !== null && anyTakes(x.bypassed, scope)) continue;
         const q = this.steps[x.target]!;
-        if (q.until !== null && q.until(scope)) continue;
-        const qTook = q.cond(scope);
+        // `until` ends the wait to start a loop under `then`; under `then any` the event is
+        // only not taken (issue 14 point 2).
+        const qUntil = q.until !== null && q.until(scope);
+        if (qUntil && x.link !== ANY) continue;
+        const qTook = !qUntil && q.cond(scope);
         if (qTook) this.take(ks, r, q, 1, scope.candidate!, next);
         if (x.link === STRICT) continue;
         if (x.link === ANY || !qTook) {
           if (x.thenGuards === null || !anyHolds(x.thenGuards, scope)) {
-            next.push(new Run(q.index, 0, false, x.link, x.thenGuards, null, Infinity, r.bound, r.startTime, r.startSeq));
+            const greedy = leaving ? x.leaveGuard : x.bypassGuard;
+            const w = new Run(q.index, 0, false, x.link, x.thenGuards, greedy, Infinity, r.bound, r.startTime, r.startSeq);
+            // A passed-over step whose `until` this event satisfies has ended already.
+            if (greedy !== null) this.greedyGuard(w, scope);
+            next.push(w);
           }
         }
       }
@@ -251,12 +273,37 @@ export class Nfa {
     next.push(r);
   }
 
+  /**
+   * A waiting run's greedy guard (held in `nextGuards`, see NfaGraph.greedyGuards): false when
+   * a greedy step it passed over or left would take the candidate (the run dies). A step whose
+   * `until` the candidate satisfies has ended its loop and leaves the guard.
+   */
+  private greedyGuard(r: Run, scope: EvalScope): boolean {
+    const es = this.graph.greedyGuards.get(r.nextGuards!);
+    if (es === undefined) return true;
+    let ended: GreedyEntry[] | null = null;
+    for (let i = 0; i < es.length; i++) {
+      const e = es[i]!;
+      const g = e.step;
+      if (g.until !== null && g.until(scope)) {
+        if (!e.sticky) (ended ??= []).push(e);
+      } else if (g.cond(scope)) return false;
+    }
+    if (ended !== null) {
+      const rest = es.filter((e) => !ended.includes(e));
+      r.nextGuards = rest.length === 0 ? null : (this.graph.greedyGuardOf.get(greedyKey(rest)) ?? null);
+    }
+    return true;
+  }
+
   /** Can `scope.candidate` start a partial match (its first step takes it)? */
   canStart(scope: EvalScope): boolean {
     scope.bound = null;
     const exits = this.graph.startExits;
     for (let i = 0; i < exits.length; i++) {
-      const q = this.steps[exits[i]!.target]!;
+      const x = exits[i]!;
+      if (x.bypassed !== null && anyTakes(x.bypassed, scope)) continue;
+      const q = this.steps[x.target]!;
       if (q.until !== null && q.until(scope)) continue;
       if (q.cond(scope)) return true;
     }
@@ -267,7 +314,10 @@ export class Nfa {
     scope.bound = null;
     const exits = this.graph.startExits;
     for (let i = 0; i < exits.length; i++) {
-      const q = this.steps[exits[i]!.target]!;
+      const x = exits[i]!;
+      // An optional greedy first step that can take the event is not passed over.
+      if (x.bypassed !== null && anyTakes(x.bypassed, scope)) continue;
+      const q = this.steps[x.target]!;
       if (q.until !== null && q.until(scope)) continue;
       if (q.cond(scope)) this.take(ks, null, q, 1, scope.candidate!, next);
     }
@@ -398,6 +448,15 @@ export class Nfa {
     runs.splice(0, drop);
     out.discarded('maxPartials', drop);
   }
+}
+
+/** Would one of these (greedy, passed-over) steps take the candidate as its first event? */
+function anyTakes(steps: StepNode[], scope: EvalScope): boolean {
+  for (let i = 0; i < steps.length; i++) {
+    const g = steps[i]!;
+    if ((g.until === null || !g.until(scope)) && g.cond(scope)) return true;
+  }
+  return false;
 }
 
 function anyHolds(guards: Condition[], scope: EvalScope): boolean {

@@ -118,6 +118,15 @@ export class RuleRuntime implements NfaOutput {
   journal: RuleJournal | null = null;
   private readonly throttleSent = new Map<unknown, number[]>();
   private throttleSweptAt = -Infinity;
+  /**
+   * How far before the watermark an alert still to come can be stamped: 0 when every alert is
+   * stamped at or after the watermark of the last advance; `within` when matches can be held
+   * (skip strategies) or complete on a later event (trailing `next not`); unbounded without
+   * `within`. Sent alert times older than (floor − per) can no longer share a window with one.
+   */
+  private readonly throttleHorizon: number;
+  /** The watermark of the last finished advance minus the horizon: no alert to come is stamped before it. */
+  private throttleFloor = -Infinity;
 
   constructor(
     readonly rule: CompiledRule,
@@ -127,6 +136,12 @@ export class RuleRuntime implements NfaOutput {
   ) {
     this.nfa = new Nfa(rule.graph, rule.nfa);
     this.singleKeyOf = rule.streams.length === 1 ? (rule.keyOf.get(rule.streams[0]!) ?? null) : undefined;
+    const steps = rule.graph.steps;
+    const trailingNext = steps.some((st) => st.finals.some((f) => f.nextGuards !== null && f.absenceMs === null));
+    // One plain step (maybe followed by an absence) completes its partial matches in start order: nothing is held.
+    const onePlainStep = steps.length === 1 && steps[0]!.min === 1 && steps[0]!.max === 1 && steps[0]!.exits.length === 0;
+    const inOrder = (rule.nfa.skip === 'none' || onePlainStep) && !trailingNext;
+    this.throttleHorizon = inOrder ? 0 : (rule.nfa.withinMs ?? Infinity);
   }
 
   /** The key of a rule that reads one stream (saves a lookup per event); undefined for several. */
@@ -173,7 +188,10 @@ export class RuleRuntime implements NfaOutput {
         this.settle(ks);
       }
     }
-    if (this.rule.throttle && watermark - this.throttleSweptAt >= this.rule.throttle.perMs) this.sweepThrottle(watermark);
+    if (this.rule.throttle) {
+      this.throttleFloor = watermark - this.throttleHorizon;
+      if (watermark - this.throttleSweptAt >= this.rule.throttle.perMs) this.sweepThrottle(watermark);
+    }
   }
 
   private process(e: StreamEvent): void {
@@ -334,7 +352,12 @@ export class RuleRuntime implements NfaOutput {
     return this.lastNowText;
   }
 
-  /** Sliding window of event time: at most N alerts with time in (T − D, T] per throttle key. */
+  /**
+   * Sliding window of event time (language §9): an alert at time T is sent only if, with the
+   * alerts already sent for its throttle key, no span of D of event time holds more than N —
+   * looking at sent alerts on both sides of T, since alerts are not released in time order
+   * (timers fire after the events of the same advance, held matches wait). `sent` is sorted.
+   */
   private throttled(time: number, ks: KeyState): boolean {
     const t = this.rule.throttle!;
     const k = t.by ? stableKey(t.by(this.scope)) : ks.mapKey;
@@ -343,12 +366,19 @@ export class RuleRuntime implements NfaOutput {
       sent = [];
       this.throttleSent.set(k, sent);
     }
-    while (sent.length > 0 && sent[0]! <= time - t.perMs) sent.shift();
-    let inWindow = 0;
-    for (const s of sent) if (s > time - t.perMs && s <= time) inWindow++;
-    if (inWindow >= t.count) return true;
+    const per = t.perMs;
+    // Times that no alert still to come can share a window with.
+    const stale = this.throttleFloor - per;
+    while (sent.length > 0 && sent[0]! <= stale) sent.shift();
+    // j: where T goes among the sent times (after equal ones). With T inserted, every run of
+    // N + 1 consecutive times that includes T must span D or more.
     let j = sent.length;
     while (j > 0 && sent[j - 1]! > time) j--;
+    const n = t.count;
+    const at = (x: number): number => (x < j ? sent[x]! : x === j ? time : sent[x - 1]!);
+    for (let i = Math.max(0, j - n); i <= j && i + n <= sent.length; i++) {
+      if (at(i + n) - at(i) < per) return true;
+    }
     sent.splice(j, 0, time);
     if (this.journal) this.journal.throttle = true;
     return false;
@@ -357,9 +387,14 @@ export class RuleRuntime implements NfaOutput {
   private sweepThrottle(watermark: number): void {
     this.throttleSweptAt = watermark;
     if (this.journal) this.journal.throttle = true;
-    const per = this.rule.throttle!.perMs;
+    const stale = this.throttleFloor - this.rule.throttle!.perMs;
     for (const [k, sent] of this.throttleSent) {
-      if (sent.length === 0 || sent[sent.length - 1]! <= watermark - per) this.throttleSent.delete(k);
+      if (sent.length === 0 || sent[sent.length - 1]! <= stale) this.throttleSent.delete(k);
+      else if (sent[0]! <= stale) {
+        let i = 0;
+        while (sent[i]! <= stale) i++;
+        sent.splice(0, i);
+      }
     }
   }
 

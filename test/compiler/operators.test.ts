@@ -207,9 +207,25 @@ describe('in, not in, contains, startswith, endswith', () => {
     ['n not in [1, 2]', true],
     ['n not in [10]', false],
     ['"x" not in s', true],
-    // not in is not(in): true when the types do not fit
-    ['n not in s', true],
-    ['missing not in [1]', true],
+    // not in is false when null or the types do not fit, like every comparison (language §7)
+    ['n not in s', false],
+    ['missing not in [1]', false],
+    ['nul not in ["EUR"]', false],
+    ['n not in ["EUR"]', false],
+    ['s not in ["EUR", "USD"]', true],
+    ['s not in ["EUR", 5]', false], // s != 5 is false: mixed types
+    ['s not in ["EUR", null]', false], // s != null is false
+    ['n not in []', true],
+    ['missing not in []', false],
+    ['[3] not in [[2], [4]]', true],
+    ['[2] not in [[2], [4]]', false],
+    ['[3] not in list', false], // list holds null and values of other types
+    ['obj not in [$.list]', false], // an object is not compared with a list
+    ['s not in n', false],
+    ['"abc" not in s', false],
+    ['n not in obj.l', true], // a list that is not a constant
+    ['1 not in obj.l', false],
+    ['n not in missing', false],
     ['list contains "x"', true],
     ['list contains 7', false],
     ['s contains "bc"', true],

@@ -39,6 +39,29 @@ describe('key state codec', () => {
     expect(back.runs[0]!.bound.event.data).toEqual(ks.runs[0]!.bound.event.data);
   });
 
+  it('keeps the greedy guard of a partial match that left a greedy loop early (issue 14 point 1)', () => {
+    const greedy = compileSources([
+      { file: 'g', text: 'stream s {\n  key k\n  time ts\n}\nrule g {\n  from s\n  match a: t == "a" then b+: t == "b" greedy then c: t == "c"\n  skip none\n}\n' },
+    ]).rules[0]!;
+    const nfa = new Nfa(greedy.graph, greedy.nfa);
+    const scope = { candidate: null, bound: null, key: null, time: 0 };
+    const matches: number[] = [];
+    const out = { match: (_k: KeyState, b: { length: number }) => void matches.push(b.length), timeout() {}, discarded() {}, schedule() {} };
+    const ev = (t: string, i: number): StreamEvent => ({ data: { k: 'u', ts: 1000 + i, t }, time: 1000 + i, seq: i, stream: 's', topic: undefined });
+    const ks = new KeyState('u', 'u');
+    ['a', 'b', 'x'].forEach((t, i) => nfa.process(ks, ev(t, i), scope, out));
+    // {a, b1} left the loop at x and waits for c, held back by the loop's greedy guard.
+    const waiting = ks.runs.filter((r) => r.count === 0 && r.nextGuards !== null);
+    expect(waiting.length).toBe(1);
+    const back = decodeKeyState(encodeKeyState(ks, greedy.graph), greedy.graph);
+    expect(back.runs.map((r) => r.nextGuards)).toEqual(ks.runs.map((r) => r.nextGuards));
+    expect(back.runs.find((r) => r.count === 0)!.nextGuards).toBe(waiting[0]!.nextGuards);
+    // After the restore the guard still works: b2 is taken by the loop, so {a, b1} dies, and c
+    // completes only {a, b1 b2, c} (4 events).
+    ['b', 'c'].forEach((t, i) => nfa.process(back, ev(t, 3 + i), scope, out));
+    expect(matches).toEqual([4]);
+  });
+
   it('reads version 1 records (nested arrays)', () => {
     const v1 = {
       v: 1 as const,
