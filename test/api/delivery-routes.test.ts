@@ -3,6 +3,7 @@
 // behind the API token; the dispatcher then delivers them to a real receiver. And the backlog
 // gauge and the new counters on GET /metrics.
 
+import { testWebhookPolicy } from '../helpers/http-receiver.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../src/dispatch/dispatcher.js';
 import { createMetrics } from '../../src/metrics/registry.js';
@@ -53,7 +54,7 @@ describe('retry routes', () => {
     });
     const m = createMetrics({ engine: s.core.engine, outboxBacklog: () => s.core.outboxBacklog(), givenUp: () => s.core.givenUp, pruned: () => s.core.pruned });
     metricsRef.fn = () => m.metrics();
-    const registry = createSinkRegistry({ logger: silent });
+    const registry = createSinkRegistry({ logger: silent, webhook: { policy: testWebhookPolicy() } });
     const dispatcher = new Dispatcher(s.core, registry, { policy: retryPolicy({ baseDelayMs: 10, maxDelayMs: 50, maxAgeMs: 60_000, timeoutMs: 2000 }) });
     dispatcher.start();
     cleanups.push(() => s.close(), () => registry.close(), () => dispatcher.stop());

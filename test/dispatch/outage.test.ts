@@ -6,6 +6,7 @@
 // deliveries can be queued again; a sink that was not configured waits and is delivered after
 // a restart with it configured.
 
+import { testWebhookPolicy } from '../helpers/http-receiver.js';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -51,7 +52,7 @@ afterEach(async () => {
 
 /** A dispatcher over `core` with its own sink registry; closed after the test (or by the returned stop). */
 function dispatch(core: DurableEngine, policy: RetryPolicy, sinks: Partial<SinkSettings> = {}) {
-  const registry = createSinkRegistry({ logger: silent, ...sinks });
+  const registry = createSinkRegistry({ logger: silent, webhook: { policy: testWebhookPolicy() }, ...sinks });
   const dispatcher = new Dispatcher(core, registry, { policy });
   const stop = async () => {
     await dispatcher.stop();

@@ -233,6 +233,10 @@ rule r1 {
     expect([...t.core.store.range('late', { start: ['gone'], end: ['gone\u0000'] })]).toHaveLength(1);
 
     expect((await fetch(`${url}/rules/r1`, { method: 'DELETE' })).status).toBeLessThan(300);
+    // Deleting the API rule keeps the stream its text declared, as an API stream (producers go
+    // on sending: decision 38); deleting that stream removes it with its record.
+    expect(await stream(url, 'gone')).toBeDefined();
+    expect((await fetch(`${url}/streams/gone`, { method: 'DELETE' })).status).toBeLessThan(300);
     expect(await stream(url, 'gone')).toBeUndefined();
     await t.core.commitNow();
     expect(t.core.store.get('streams', 'gone')).toBeUndefined();

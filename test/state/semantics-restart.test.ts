@@ -55,10 +55,10 @@ describe('exact semantics survive a restart (issue 14 §1)', () => {
       writeFileSync(join(rulesDir, 'rules.vigil'), rules);
       const options = { dataDir: join(dir, 'data'), rulesDir, watchRules: false, checkpointMs: 1 };
       let core = await DurableEngine.open(options);
-      for (const it of items.slice(0, split)) await core.ingest(it.stream ?? streamName, [it.event], 0);
+      for (const it of items.slice(0, split)) await core.ingest(it.stream ?? streamName, [it.event], Date.now());
       await core.close();
       core = await DurableEngine.open(options);
-      for (const it of items.slice(split)) await core.ingest(it.stream ?? streamName, [it.event], 0);
+      for (const it of items.slice(split)) await core.ingest(it.stream ?? streamName, [it.event], Date.now());
       core.engine.end();
       await core.commitNow();
       const held = core.alerts({ limit: 1000 }).alerts.map((a) => a.id).reverse();
