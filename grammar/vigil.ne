@@ -158,6 +158,8 @@ sink ->
     }) %}
   | "to" "mqtt" template mqttOptions
     {% (d) => ({ kind: 'mqtt', topic: d[2], qos: d[3].qos, retain: d[3].retain, span: join(d[0], d[3].end ?? d[2]) }) %}
+  | "to" "alertmanager" setting ("," setting {% (d) => d[1] %}):*
+    {% (d) => ({ kind: 'alertmanager', urls: [d[2], ...d[3]], span: join(d[0], last(d[3], d[2])) }) %}
   | "to" "log" {% (d) => ({ kind: 'log', span: join(d[0], d[1]) }) %}
 
 webhookHeader -> "header" string setting {% (d) => ({ name: d[1], value: d[2], span: join(d[0], d[2]) }) %}

@@ -59,6 +59,8 @@ export interface Config {
   webhookAllow: string[];
   /** `env("NAME")` in sink settings reads only variables whose names start with this. */
   envPrefix: string;
+  /** The URL users reach this service at (Alertmanager links back to alerts); null: http://HOST:PORT. */
+  publicUrl: string | null;
 }
 
 export class ConfigError extends Error {
@@ -67,7 +69,7 @@ export class ConfigError extends Error {
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-type Kind = 'string' | 'port' | 'int' | 'positive-int' | 'mqtt-url' | 'smtp-url' | 'log-level' | 'path' | 'token' | 'allow-list' | 'env-prefix';
+type Kind = 'http-url' | 'string' | 'port' | 'int' | 'positive-int' | 'mqtt-url' | 'smtp-url' | 'log-level' | 'path' | 'token' | 'allow-list' | 'env-prefix';
 
 interface Setting {
   key: keyof Config;
@@ -100,6 +102,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'outboxKeep', env: 'VIGIL_OUTBOX_KEEP', flag: 'outbox-keep', kind: 'int', default: 100_000, meaning: 'Alerts kept in the outbox (GET /alerts); the oldest are pruned beyond it (one still undelivered is marked failed first, counted and logged). Undelivered alerts may fill at most half of it.' },
   { key: 'lateKeep', env: 'VIGIL_LATE_KEEP', flag: 'late-keep', kind: 'int', default: 10_000, meaning: 'Late events kept per stream on the late side output; the oldest are pruned beyond it.' },
   { key: 'webhookAllow', env: 'VIGIL_WEBHOOK_ALLOW', flag: 'webhook-allow', kind: 'allow-list', default: null, meaning: 'Webhook targets allowed although internal, comma-separated: IP addresses, CIDR blocks (`10.0.0.0/8`), host names, `self` (this service). Without it loopback, link-local, private and unspecified addresses and the service itself are refused (see docs/limits.md).' },
+  { key: 'publicUrl', env: 'VIGIL_PUBLIC_URL', flag: 'public-url', kind: 'http-url', default: null, meaning: 'The URL users reach this service at (http:// or https://), for links back to alerts (`generatorURL` of `to alertmanager`). None: http://HOST:PORT, with the port it listens on.' },
   { key: 'envPrefix', env: 'VIGIL_ENV_PREFIX', flag: 'env-prefix', kind: 'env-prefix', default: 'VIGIL_SECRET_', meaning: '`env("NAME")` in sink settings reads only variables whose names start with this; any other name is a compile error.' },
   { key: 'workTimeMs', env: 'VIGIL_WORK_TIME_MS', flag: 'work-time-ms', kind: 'positive-int', default: 10_000, meaning: 'Wall-clock limit of one validate or backtest run (ms); the run is stopped and answered 422 VIGIL_ERR_WORK_LIMIT. Runs happen in work threads, never on the event loop. See docs/limits.md.' },
   { key: 'workMemoryMb', env: 'VIGIL_WORK_MEMORY_MB', flag: 'work-memory-mb', kind: 'positive-int', default: 256, min: 32, meaning: 'Heap limit of the work thread of one validate or backtest run (MiB, at least 32); past it the run is stopped (422 VIGIL_ERR_WORK_LIMIT).' },
@@ -206,6 +209,16 @@ function convert(kind: Kind, raw: string, source: string): string | number | str
     case 'log-level':
       if (!(LOG_LEVELS as readonly string[]).includes(value)) bad(`a log level (${LOG_LEVELS.join(', ')})`);
       return value;
+    case 'http-url': {
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        return bad('an http:// or https:// URL');
+      }
+      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') bad('an http:// or https:// URL');
+      return value;
+    }
     case 'mqtt-url':
     case 'smtp-url': {
       const protocols = kind === 'mqtt-url' ? ['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ws:', 'wss:'] : ['smtp:', 'smtps:'];
@@ -255,5 +268,5 @@ export function redactConfig(config: Config): Record<string, unknown> {
       return '***';
     }
   };
-  return { ...config, apiToken: config.apiToken === null ? null : '***', mqttUrl: hideCreds(config.mqttUrl), smtpUrl: hideCreds(config.smtpUrl) };
+  return { ...config, apiToken: config.apiToken === null ? null : '***', mqttUrl: hideCreds(config.mqttUrl), smtpUrl: hideCreds(config.smtpUrl), publicUrl: hideCreds(config.publicUrl) };
 }

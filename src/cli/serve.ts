@@ -5,6 +5,7 @@
 // the token and URL credentials never reach them. Exit codes: 0 after a clean stop, 1 when the
 // service cannot start (state, savepoint, listen), 2 on a bad configuration.
 
+import { hostname } from 'node:os';
 import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -144,7 +145,9 @@ export async function serve(args: string[]): Promise<number> {
   });
 
   // Delivery: the outbox, one queue per sink target, retries with backoff.
-  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused() } });
+  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused() },
+    alertmanager: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused(), publicUrl: () => config.publicUrl ?? (listenPort === null ? null : `http://${urlHost(config.host)}:${listenPort}`) },
+  });
   const dispatcher = new Dispatcher(core, sinks, {
     policy: retryPolicy({ maxDelayMs: config.deliveryMaxBackoffMs, maxAgeMs: config.deliveryMaxAgeMs }),
     onDelivery: (sink, outcome, latencySeconds) => metrics.observeDelivery(sink, outcome, latencySeconds),
@@ -220,4 +223,10 @@ export async function serve(args: string[]): Promise<number> {
   // Anything left holding the event loop (a watcher, a socket) must not keep a stopped service alive.
   setTimeout(() => process.exit(process.exitCode ?? code), 2000).unref();
   return code;
+}
+
+/** A listen address as the host of a URL: IPv6 in brackets, the unspecified addresses as this machine's name. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return hostname();
+  return host.includes(':') ? `[${host}]` : host;
 }

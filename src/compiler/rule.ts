@@ -46,6 +46,7 @@ export type CompiledSink =
   | { kind: 'webhook'; url: string; headers: { name: string; value: string }[]; secret: string | null }
   | { kind: 'email'; to: string[]; subject: TemplateRenderer | null }
   | { kind: 'mqtt'; topic: TemplateRenderer; qos: 0 | 1 | 2; retain: boolean }
+  | { kind: 'alertmanager'; urls: string[] }
   | { kind: 'log' };
 
 export interface CompiledAlert {
@@ -623,17 +624,7 @@ class RuleCompiler {
     this.checkSinkConfigured(s);
     switch (s.kind) {
       case 'webhook': {
-        const url = this.setting(s.url);
-        // The message never quotes the URL: many hooks carry their token in the path.
-        if (s.url.kind === 'string' && url.trim() === '') this.error('compile/empty-url', 'the webhook URL is empty', s.url.span);
-        else if (s.url.kind === 'string' && !isHttpUrl(url)) {
-          this.error('compile/bad-url', 'the webhook URL is not an http(s) URL', s.url.span);
-        } else if (s.url.kind === 'string' && this.options.webhookPolicy) {
-          const u = new URL(url);
-          const port = u.port !== '' ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-          const why = this.options.webhookPolicy.checkHost(u.hostname, port);
-          if (why !== null) this.error('compile/webhook-refused', `webhook target refused: ${why} (${ALLOW_HINT})`, s.url.span);
-        } else if (s.url.kind === 'env') this.notEmptyEnv(s.url, url);
+        const url = this.httpTarget(s.url, 'webhook');
         for (const h of s.headers) {
           if (!HTTP_TOKEN.test(h.name.value)) {
             this.error('compile/bad-header', `'${h.name.value}' is not an HTTP header name (letters, digits and !#$%&'*+-.^_\`|~, no spaces)`, h.name.span);
@@ -661,9 +652,30 @@ class RuleCompiler {
         this.checkTopic(s.topic);
         checkTemplate(s.topic, this.checks('template'));
         return { kind: 'mqtt', topic: compileTemplate(s.topic, this.ctx({ kind: 'template' })), qos: s.qos ?? 1, retain: s.retain };
+      case 'alertmanager':
+        return { kind: 'alertmanager', urls: s.urls.map((u) => this.httpTarget(u, 'alertmanager')) };
       case 'log':
         return { kind: 'log' };
     }
+  }
+
+  /**
+   * The URL of a webhook or an Alertmanager, checked: http(s), and a literal target the
+   * webhook address policy refuses (an internal IP, `localhost`) does not compile. The message
+   * never quotes the URL: many hooks carry their token in the path.
+   */
+  private httpTarget(v: SettingValue, what: 'webhook' | 'alertmanager'): string {
+    const url = this.setting(v);
+    if (v.kind === 'string' && url.trim() === '') this.error('compile/empty-url', `the ${what} URL is empty`, v.span);
+    else if (v.kind === 'string' && !isHttpUrl(url)) {
+      this.error('compile/bad-url', `the ${what} URL is not an http(s) URL`, v.span);
+    } else if (v.kind === 'string' && this.options.webhookPolicy) {
+      const u = new URL(url);
+      const port = u.port !== '' ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+      const why = this.options.webhookPolicy.checkHost(u.hostname, port);
+      if (why !== null) this.error('compile/webhook-refused', `${what} target refused: ${why} (${ALLOW_HINT})`, v.span);
+    } else if (v.kind === 'env') this.notEmptyEnv(v, url);
+    return url;
   }
 
   /** An `env("NAME")` that is set but empty gives an empty address or URL. */

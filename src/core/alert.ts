@@ -40,6 +40,7 @@ export type SinkTarget =
     }
   | { kind: 'email'; to: string[]; subject: string | null }
   | { kind: 'mqtt'; topic: string; qos: 0 | 1 | 2; retain: boolean }
+  | { kind: 'alertmanager'; urls: string[] }
   | { kind: 'log' };
 
 /** A sink with its templates rendered for one alert: what a sink implementation receives. */
@@ -47,4 +48,6 @@ export type Delivery =
   | { kind: 'webhook'; url: string; headers: { name: string; value: string }[]; secret: string | null }
   | { kind: 'email'; to: string[]; subject: string }
   | { kind: 'mqtt'; topic: string; qos: 0 | 1 | 2; retain: boolean }
+  /** One Alertmanager of a `to alertmanager` clause: each URL of the clause is a delivery of its own. */
+  | { kind: 'alertmanager'; url: string }
   | { kind: 'log' };

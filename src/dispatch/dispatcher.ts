@@ -122,6 +122,14 @@ export function queueKeyOf(d: Delivery): string {
         return `webhook ${d.url}`;
       }
     }
+    case 'alertmanager': {
+      try {
+        const u = new URL(d.url);
+        return `alertmanager ${u.origin}${u.pathname}`;
+      } catch {
+        return `alertmanager ${d.url}`;
+      }
+    }
     case 'email':
       return `email ${[...d.to].sort().join(',')}`;
     case 'mqtt':

@@ -126,6 +126,8 @@ export type SinkClause =
     }
   | { kind: 'email'; to: SettingValue[]; subject: Template | null; span: Span }
   | { kind: 'mqtt'; topic: Template; qos: 0 | 1 | 2 | null; retain: boolean; span: Span }
+  /** `to alertmanager "URL" [, "URL"]...`: every Alertmanager of an HA pair is posted to. */
+  | { kind: 'alertmanager'; urls: SettingValue[]; span: Span }
   | { kind: 'log'; span: Span };
 
 // ---------------------------------------------------------------- patterns (language §5)

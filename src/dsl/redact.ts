@@ -23,6 +23,13 @@ export function redactRuleText(text: string): string {
     if (isWord(t, 'webhook') && isString(tokens[i + 1])) {
       const s = tokens[i + 1]!;
       cuts.push({ offset: s.offset, endOffset: s.endOffset, replacement: redactUrlLiteral(s.value) });
+    } else if (isWord(t, 'alertmanager')) {
+      // `to alertmanager "URL", "URL"...`: every URL of the list (credentials may sit in any).
+      for (let j = i + 1; isString(tokens[j]); j += 2) {
+        const s = tokens[j]!;
+        cuts.push({ offset: s.offset, endOffset: s.endOffset, replacement: redactUrlLiteral(s.value) });
+        if (tokens[j + 1]?.text !== ',') break;
+      }
     } else if (isWord(t, 'header') && isString(tokens[i + 1]) && isString(tokens[i + 2])) {
       const s = tokens[i + 2]!;
       cuts.push({ offset: s.offset, endOffset: s.endOffset, replacement: `"${SECRET_MARK}"` });

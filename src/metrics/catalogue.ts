@@ -45,7 +45,7 @@ export const METRICS: readonly MetricSpec[] = [
   { name: 'vigil_rule_throttled_total', type: 'counter', help: "Alerts of the rule held back by 'throttle' (counted, not sent).", labels: ['rule'] },
   { name: 'vigil_rule_keys', type: 'gauge', help: 'Keys holding state (partial matches) in the rule.', labels: ['rule'] },
   { name: 'vigil_rules_loaded', type: 'gauge', help: 'Rules loaded in the engine.', labels: [] },
-  { name: 'vigil_webhook_refused_total', type: 'counter', help: 'Webhook deliveries refused by the address policy (an internal or own-endpoint target, first or after a redirect): failed for good, not sent. Allow targets with VIGIL_WEBHOOK_ALLOW.', labels: [] },
+  { name: 'vigil_webhook_refused_total', type: 'counter', help: 'Webhook and Alertmanager deliveries refused by the address policy (an internal or own-endpoint target, first or after a redirect): failed for good, not sent. Allow targets with VIGIL_WEBHOOK_ALLOW.', labels: [] },
   { name: 'vigil_rule_load_errors_total', type: 'counter', help: 'Rule loads (files at start, rules API) refused because of compile errors.', labels: [] },
 
   // Bounded work per request (validate, backtest).

@@ -13,6 +13,9 @@
 // connection state.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** prom-client's default gauges named `_total`, dropped: see where they are removed. */
+export const REDUNDANT_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
 import type { Engine } from '../runtime/engine.js';
 import type { RuleCounters } from '../runtime/rule-runtime.js';
 import { DROP_REASONS, metricSpec, type DeliveryOutcome, type DropReason } from './catalogue.js';
@@ -238,6 +241,10 @@ export function createMetrics(sources: MetricsSources): VigilMetrics {
   const httpIngest = new Counter<'outcome'>(config<'outcome'>('vigil_http_ingest_requests_total'));
 
   collectDefaultMetrics({ register: registry });
+  // Gauges named `_total` break the exposition format's naming rule (`promtool check metrics`:
+  // "non-counter metrics should not have _total suffix"), and each is only the sum of its
+  // per-type gauge, still exported: sum(nodejs_active_handles) etc. (docs/decisions.md).
+  for (const name of REDUNDANT_DEFAULT_METRICS) registry.removeSingleMetric(name);
 
   return {
     registry,

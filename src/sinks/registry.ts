@@ -15,6 +15,7 @@ import { hostname } from 'node:os';
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { AlertRecord, Delivery } from '../core/alert.js';
+import { AlertmanagerSink, type AlertmanagerSinkOptions } from './alertmanager/alertmanager-sink.js';
 import { EmailSink } from './email/email-sink.js';
 import { LogSink } from './log/log-sink.js';
 import { MqttSink } from './mqtt/mqtt-sink.js';
@@ -31,6 +32,8 @@ export interface SinkSettings {
   /** The service's shared MQTT connection (`VIGIL_MQTT_URL`), if any. */
   mqttClient?: MqttClient | null;
   webhook?: WebhookSinkOptions;
+  /** The Alertmanager sink: the webhook's address policy, and the public URL for its links. */
+  alertmanager?: AlertmanagerSinkOptions;
 }
 
 export class SinkRegistry {
@@ -88,6 +91,8 @@ export class SinkRegistry {
         return new EmailSink({ url: s.smtpUrl as string, from: s.mailFrom || `vigil@${hostname()}` });
       case 'mqtt':
         return new MqttSink(s.mqttClient as MqttClient);
+      case 'alertmanager':
+        return new AlertmanagerSink(s.alertmanager ?? s.webhook);
       case 'log':
         return new LogSink(s.logger);
     }

@@ -26,6 +26,7 @@ describe('loadConfig', () => {
       lateKeep: 10_000,
       webhookAllow: [],
       envPrefix: 'VIGIL_SECRET_',
+      publicUrl: null,
       workTimeMs: 10_000,
       workMemoryMb: 256,
       workConcurrency: 2,
@@ -138,5 +139,15 @@ describe('JSON error locator', () => {
     expect(parseEvents('{"a":1}', 'application/json')).toEqual({ events: [{ a: 1 }], lines: null, kind: 'object' });
     expect(parseEvents('[1,{"a":1}]', 'application/json')).toEqual({ events: [1, { a: 1 }], lines: null, kind: 'array' });
     expect(parseEvents('\n{"a":1}\n\n2\n', 'application/x-ndjson')).toEqual({ events: [{ a: 1 }, 2], lines: [2, 4], kind: 'lines' });
+  });
+});
+
+describe('VIGIL_PUBLIC_URL', () => {
+  test('an http(s) URL is taken; anything else is refused naming the variable', () => {
+    expect(loadConfig([], { VIGIL_PUBLIC_URL: 'https://vigil.example.com/base' }).publicUrl).toBe('https://vigil.example.com/base');
+    expect(loadConfig(['--public-url', 'http://10.1.2.3:8080'], {}).publicUrl).toBe('http://10.1.2.3:8080');
+    for (const bad of ['vigil.example.com', 'ftp://x', 'http://']) {
+      expect(() => loadConfig([], { VIGIL_PUBLIC_URL: bad }), bad).toThrow(/VIGIL_PUBLIC_URL: .* is not an http:\/\/ or https:\/\/ URL/);
+    }
   });
 });

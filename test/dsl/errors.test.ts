@@ -23,7 +23,7 @@ describe('each error kind, positioned', () => {
       "1:24 dsl/unexpected-token: unexpected 'strng', expected a type (string, number, boolean, time, object, list, any)",
     ]);
     expect(errorsOf('rule r { alert high "x" to pager "y" }')).toEqual([
-      "1:28 dsl/unexpected-token: unexpected 'pager', expected 'webhook', 'email', 'mqtt' or 'log'",
+      "1:28 dsl/unexpected-token: unexpected 'pager', expected 'webhook', 'email', 'mqtt', 'alertmanager' or 'log'",
     ]);
     expect(errorsOf('rule r { alert high "x" to mqtt "t" qos 3 }')).toEqual([
       "1:41 dsl/unexpected-token: unexpected '3', expected '0', '1' or '2'",

@@ -202,6 +202,24 @@ export class WebhookSink implements Sink {
       url.username,
       url.password,
     ];
+    return this.post(url, body, headers, secrets, 'webhook', signal);
+  }
+
+  /**
+   * One POST of `body` to `url` (http or https), with the reach checks, redirects and
+   * classification described at the top of this file; `what` names the sink in error texts
+   * and `secrets` are redacted from them. The Alertmanager sink posts through this too.
+   */
+  async post(
+    url: URL,
+    body: Buffer,
+    headers: Record<string, string>,
+    secrets: (string | null | undefined)[],
+    what: string,
+    signal: AbortSignal,
+  ): Promise<DeliveryOutcome> {
+    if (this.#closed) return retryable(`${what} sink closed`);
+    if (signal.aborted) return retryable(abortText(signal));
     const fail = (make: (text: string) => DeliveryOutcome, text: string) => make(redact(text, secrets));
 
     // 3. The request, and the redirects it leads to.
@@ -213,22 +231,22 @@ export class WebhookSink implements Sink {
         const refused = this.#refusal(url);
         if (refused !== null) {
           this.#onRefused();
-          return fail(permanent, `webhook ${target}: target refused: ${refused} (${ALLOW_HINT})`);
+          return fail(permanent, `${what} ${target}: target refused: ${refused} (${ALLOW_HINT})`);
         }
         const response = await this.#send(url, method, sendHeaders, method === 'POST' ? body : null, signal);
         const { status } = response;
         if (status >= 200 && status < 300) return delivered;
         if (REDIRECTS.has(status)) {
-          if (hop >= MAX_REDIRECTS) return fail(permanent, `webhook ${target} answered ${status}: more than ${MAX_REDIRECTS} redirects`);
+          if (hop >= MAX_REDIRECTS) return fail(permanent, `${what} ${target} answered ${status}: more than ${MAX_REDIRECTS} redirects`);
           let next: URL;
           try {
             if (!response.location) throw new Error('no Location');
             next = new URL(response.location, url);
           } catch {
-            return fail(permanent, `webhook ${target} answered ${status} without a usable Location`);
+            return fail(permanent, `${what} ${target} answered ${status} without a usable Location`);
           }
           if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-            return fail(permanent, `webhook ${target} answered ${status}: redirect to unsupported URL scheme ${next.protocol}`);
+            return fail(permanent, `${what} ${target} answered ${status}: redirect to unsupported URL scheme ${next.protocol}`);
           }
           if (next.origin !== url.origin) {
             // Configured headers (bearer tokens) stay with the receiver they were written for.
@@ -245,7 +263,7 @@ export class WebhookSink implements Sink {
         }
         const shown = redactAndTruncate(response.body.replace(/\s+/g, ' ').trim(), ERROR_SNIPPET_CHARS, secrets);
         const snippet = shown ? `: ${shown}` : '';
-        const text = `webhook ${target} answered ${status}${snippet}`;
+        const text = `${what} ${target} answered ${status}${snippet}`;
         if (status === 408 || status === 429 || status >= 500) {
           const hint = status === 429 || status === 503 ? parseRetryAfter(response.retryAfter) : undefined;
           return fail((t) => retryable(t, hint), text);
@@ -253,13 +271,13 @@ export class WebhookSink implements Sink {
         return fail(permanent, text);
       }
     } catch (err) {
-      if (signal.aborted) return fail(retryable, `webhook ${target}: ${abortText(signal)}`);
+      if (signal.aborted) return fail(retryable, `${what} ${target}: ${abortText(signal)}`);
       if (err instanceof AddressRefused) {
         this.#onRefused();
-        return fail(permanent, `webhook ${target}: target refused: ${err.message} (${ALLOW_HINT})`);
+        return fail(permanent, `${what} ${target}: target refused: ${err.message} (${ALLOW_HINT})`);
       }
       const code = (err as NodeJS.ErrnoException).code;
-      const text = `webhook ${target}: ${code && !errorText(err).includes(code) ? `${code} ` : ''}${errorText(err)}`;
+      const text = `${what} ${target}: ${code && !errorText(err).includes(code) ? `${code} ` : ''}${errorText(err)}`;
       // Headers with forbidden characters are a configuration error: no retry mends them.
       if (code === 'ERR_INVALID_CHAR' || code === 'ERR_INVALID_HTTP_TOKEN' || code === 'ERR_HTTP_INVALID_HEADER_VALUE') {
         return fail(permanent, text);
