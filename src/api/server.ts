@@ -56,6 +56,8 @@ export interface ServiceCore {
 }
 
 export interface ServerOptions {
+  /** Serve HTTPS with this certificate (chain) and key, PEM; the server is a node:tls server (`setSecureContext`). */
+  https?: { cert: Buffer; key: Buffer };
   /** More readiness (e.g. MQTT connected when configured); `/ready` is 503 unless it is ok. */
   extraReadiness?: () => { ok: boolean; detail: string };
   /** Prometheus exposition for `GET /metrics`; the route answers 404 without it. */
@@ -92,6 +94,7 @@ function requestMedia(method: string, url: string | undefined, contentType: stri
 export function buildServer(core: ServiceCore, config: Config, logger: FastifyBaseLogger, options: ServerOptions = {}): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
+    ...(options.https ? { https: { cert: options.https.cert, key: options.https.key } } : {}),
     bodyLimit: config.bodyLimit,
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
