@@ -40,7 +40,7 @@ export async function startServe(args: string[], env: Record<string, string> = {
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`vigil serve did not listen within ${timeoutMs} ms:\n${p.output()}`)), timeoutMs);
     const check = (): void => {
-      const m = /vigil listening on (http:\/\/[^\s"]+)/.exec(p.output());
+      const m = /vigil listening on (https?:\/\/[^\s"]+)/.exec(p.output());
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

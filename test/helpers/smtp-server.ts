@@ -36,10 +36,12 @@ export interface TestSmtpServerOptions {
   rcptReply?: (address: string) => SmtpReply | null | undefined;
   /** Delay before the final reply to DATA (a stalling server, for timeout tests). */
   dataDelayMs?: number;
+  /** Implicit TLS (smtps://) with this PEM certificate and key. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export interface TestSmtpServer {
-  /** `smtp://127.0.0.1:<port>` — plain SMTP, for nodemailer. */
+  /** `smtp://127.0.0.1:<port>` — plain SMTP, for nodemailer (`smtps://` with `tls`). */
   url: string;
   port: number;
   /** Every accepted message, in order. */
@@ -57,6 +59,7 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
   let rcptReply = options.rcptReply;
   let dataDelayMs = options.dataDelayMs ?? 0;
   const serverOptions: SMTPServerOptions = {
+    ...(options.tls ? { secure: true, cert: options.tls.cert, key: options.tls.key } : {}),
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
@@ -97,7 +100,7 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
   server.on('error', () => undefined);
   const { port } = server.server.address() as AddressInfo;
   return {
-    url: `smtp://127.0.0.1:${port}`,
+    url: `${options.tls ? 'smtps' : 'smtp'}://127.0.0.1:${port}`,
     port,
     messages,
     setRcptReply(reply) {
