@@ -55,11 +55,28 @@ const VERIFY: Record<string, string> = {
   CERT_REVOKED: 'its certificate is revoked',
 };
 
+/** The same by Node's message, for wrappers that replace the code (nodemailer's ESOCKET). */
+const VERIFY_MESSAGES: [RegExp, string][] = [
+  [/unable to verify the first certificate/i, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+  [/unable to get (local )?issuer certificate/i, 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
+  [/self[- ]signed certificate in certificate chain/i, 'SELF_SIGNED_CERT_IN_CHAIN'],
+  [/^self[- ]signed certificate$/i, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+  [/certificate has expired/i, 'CERT_HAS_EXPIRED'],
+  [/certificate is not yet valid/i, 'CERT_NOT_YET_VALID'],
+  [/does not match certificate's altnames/i, 'ERR_TLS_CERT_ALTNAME_INVALID'],
+];
+
+function verifyCode(code: string, message: string): string | null {
+  if (code in VERIFY) return code;
+  for (const [re, c] of VERIFY_MESSAGES) if (re.test(message)) return c;
+  return null;
+}
+
 /** True for an error raised by TLS (verification, handshake alert, protocol), not by the network. */
 export function isTlsFailure(err: unknown): boolean {
   const e = err as { code?: string; library?: string; message?: string } | null;
   if (!e) return false;
-  return (e.code !== undefined && (e.code in VERIFY || e.code.startsWith('ERR_SSL_') || e.code.startsWith('ERR_TLS_'))) || e.library === 'SSL routines' || /alert|handshake|certificate/i.test(e.message ?? '');
+  return verifyCode(e.code ?? '', e.message ?? '') !== null || (e.code !== undefined && ( e.code.startsWith('ERR_SSL_') || e.code.startsWith('ERR_TLS_'))) || e.library === 'SSL routines' || /alert|handshake|certificate/i.test(e.message ?? '');
 }
 
 export interface TlsPeer {
@@ -82,8 +99,9 @@ export function tlsFailure(err: unknown, p: TlsPeer): string {
   const code = e.code ?? '';
   const message = e.message ?? String(err);
   const ca = p.caPath === null ? 'the system CAs' : `the CA in ${p.caSetting} (${p.caPath})`;
-  if (code in VERIFY) {
-    return `TLS handshake with ${p.peer} failed: ${VERIFY[code]} — checked against ${ca} (${code}: ${message})`;
+  const verify = verifyCode(code, message);
+  if (verify !== null) {
+    return `TLS handshake with ${p.peer} failed: ${VERIFY[verify]} — checked against ${ca} (${verify}: ${message})`;
   }
   // An alert from the peer: it refused the certificate we presented (or presented none).
   if (/alert (certificate required|handshake failure|bad certificate|unknown ca|certificate unknown|certificate expired|decrypt error)/i.test(message) || /certificate required|unknown ca|bad certificate/i.test(message)) {
