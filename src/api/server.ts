@@ -26,6 +26,7 @@ import type {
 import type { Config } from '../config.js';
 import { JSON_TYPE, mediaType, NDJSON_TYPE } from './body.js';
 import { apiError, toApiError, type RequestMedia } from './errors.js';
+import { registerOpenApi } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
 import { alertRoutes } from './routes/alerts.js';
 import { healthRoutes } from './routes/health.js';
@@ -116,6 +117,8 @@ export function buildServer(core: ServiceCore, config: Config, logger: FastifyBa
   });
 
   const ctx: RouteContext = { core, config, options, now: options.now ?? Date.now };
+  // Before the routes: it documents each as it is registered.
+  registerOpenApi(app);
   app.register(healthRoutes, ctx);
   app.register(ingestRoutes, ctx);
   app.register(ruleRoutes, ctx);
