@@ -20,6 +20,18 @@ import { makeTestPki, type TestPki } from '../helpers/tls-certs.js';
 
 let pki: TestPki;
 let broker: TlsMosquitto;
+/** Every service this file starts: killed in afterAll even when a test failed half-way. */
+const children: { kill: (s: NodeJS.Signals) => boolean }[] = [];
+const serve = (...a: Parameters<typeof spawnServe>): ReturnType<typeof spawnServe> => {
+  const p = spawnServe(...a);
+  children.push(p.child);
+  return p;
+};
+const serveListening = async (...a: Parameters<typeof startServe>): Promise<ServiceProcess> => {
+  const p = await startServe(...a);
+  children.push(p.child);
+  return p;
+};
 
 beforeAll(async () => {
   pki = makeTestPki();
@@ -27,6 +39,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
   await broker?.close();
   pki?.remove();
   removeTempDirs();
@@ -62,7 +75,7 @@ rule big {
 }
 `;
     const { dataDir, rulesDir } = dirs({ 'tx.vigil': rules });
-    const p = await startServe(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], {
+    const p = await serveListening(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], {
       VIGIL_MQTT_URL: broker.url,
       VIGIL_MQTT_CA: pki.ca,
       VIGIL_MQTT_CERT: pki.client.cert,
@@ -93,7 +106,7 @@ rule big {
 
   test('a broker certificate from another CA stops the start, naming VIGIL_MQTT_CA, the file and why', async () => {
     const { dataDir, rulesDir } = dirs({});
-    const p = spawnServe(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], {
+    const p = serve(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], {
       VIGIL_MQTT_URL: broker.url,
       VIGIL_MQTT_CA: pki.otherCa,
       VIGIL_MQTT_CERT: pki.client.cert,
@@ -108,7 +121,7 @@ rule big {
 
   test('no client certificate: the broker refuses, and the start says so', async () => {
     const { dataDir, rulesDir } = dirs({});
-    const p = spawnServe(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], { VIGIL_MQTT_URL: broker.url, VIGIL_MQTT_CA: pki.ca });
+    const p = serve(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], { VIGIL_MQTT_URL: broker.url, VIGIL_MQTT_CA: pki.ca });
     const { code } = await p.exited;
     expect(code).toBe(1);
     expect(p.output()).toMatch(/TLS handshake with MQTT broker 127\.0\.0\.1:\d+ failed: the peer refused no client certificate \(set VIGIL_MQTT_CERT\)/);
@@ -117,7 +130,7 @@ rule big {
   test('an unreadable certificate file is a configuration error naming the setting and the path', async () => {
     const { dataDir, rulesDir } = dirs({});
     const missing = join(pki.dir, 'no-such-client.pem');
-    const p = spawnServe(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], {
+    const p = serve(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], {
       VIGIL_MQTT_URL: broker.url,
       VIGIL_MQTT_CA: pki.ca,
       VIGIL_MQTT_CERT: missing,
@@ -126,7 +139,7 @@ rule big {
     expect((await p.exited).code).toBe(2);
     expect(p.output()).toContain(`VIGIL_MQTT_CERT: cannot read ${missing}: no such file`);
     // A key given as the CA: not a certificate.
-    const q = spawnServe(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], { VIGIL_MQTT_URL: broker.url, VIGIL_MQTT_CA: pki.client.key });
+    const q = serve(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], { VIGIL_MQTT_URL: broker.url, VIGIL_MQTT_CA: pki.client.key });
     expect((await q.exited).code).toBe(2);
     expect(q.output()).toContain(`VIGIL_MQTT_CA: ${pki.client.key} is not a PEM certificate file`);
   }, 30_000);
@@ -161,7 +174,7 @@ describe('the API over HTTPS', () => {
     keyFile = join(root, 'api.key');
     writeFileSync(certFile, readFileSync(pki.server.cert));
     writeFileSync(keyFile, readFileSync(pki.server.key));
-    p = await startServe(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], { VIGIL_TLS_CERT: certFile, VIGIL_TLS_KEY: keyFile });
+    p = await serveListening(['--data-dir', dataDir, '--rules-dir', rulesDir, '--port', '0'], { VIGIL_TLS_CERT: certFile, VIGIL_TLS_KEY: keyFile });
   }, 60_000);
 
   afterAll(async () => {
