@@ -17,8 +17,30 @@ export interface Config {
   mqttUrl: string | null;
   /** MQTT client id; null: the URL's `?clientId=`, else `vigil-<hostname>-<hash of the data dir>`. */
   mqttClientId: string | null;
+  /** PEM file of the CA(s) the MQTT broker's certificate is checked against (mqtts://, wss://); null: the system CAs. */
+  mqttCa: string | null;
+  /** PEM file of the client certificate presented to the broker (with `mqttKey`). */
+  mqttCert: string | null;
+  /** PEM file of the client certificate's private key. */
+  mqttKey: string | null;
+  /** Server name checked against the broker's certificate (SNI); null: the URL's host. */
+  mqttServername: string | null;
+  /** False accepts any broker certificate (testing only). */
+  mqttRejectUnauthorized: boolean;
+  /** MQTT user name; null: the URL's. */
+  mqttUsername: string | null;
+  /** MQTT password; null: the URL's. */
+  mqttPassword: string | null;
   smtpUrl: string | null;
   mailFrom: string | null;
+  /** PEM file of the CA(s) the SMTP server's certificate is checked against (smtps:// and STARTTLS). */
+  smtpCa: string | null;
+  /** False accepts any SMTP server certificate (testing only). */
+  smtpRejectUnauthorized: boolean;
+  /** PEM certificate (chain) file: with `tlsKey`, the API is served over HTTPS. */
+  tlsCert: string | null;
+  /** PEM private key file of `tlsCert`. */
+  tlsKey: string | null;
   /** Bearer token for rule writes and admin routes; null: those routes are open (loopback only). */
   apiToken: string | null;
   checkpointMs: number;
@@ -69,14 +91,14 @@ export class ConfigError extends Error {
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-type Kind = 'http-url' | 'string' | 'port' | 'int' | 'positive-int' | 'mqtt-url' | 'smtp-url' | 'log-level' | 'path' | 'token' | 'allow-list' | 'env-prefix';
+type Kind = 'bool' | 'http-url' | 'string' | 'port' | 'int' | 'positive-int' | 'mqtt-url' | 'smtp-url' | 'log-level' | 'path' | 'token' | 'allow-list' | 'env-prefix';
 
 interface Setting {
   key: keyof Config;
   env: string | null;
   flag: string;
   kind: Kind;
-  default: string | number | null;
+  default: string | number | boolean | null;
   /** The default as the README shows it, when the plain number is hard to read. */
   shown?: string;
   meaning: string;
@@ -92,8 +114,19 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'rulesDir', env: 'VIGIL_RULES_DIR', flag: 'rules-dir', kind: 'path', default: './rules', meaning: 'Directory of `*.vigil` files, loaded at start and hot-loaded on change.' },
   { key: 'mqttUrl', env: 'VIGIL_MQTT_URL', flag: 'mqtt-url', kind: 'mqtt-url', default: null, meaning: 'MQTT broker (mqtt://, mqtts://, ws://, wss://) for `source mqtt` ingest and `to mqtt` alerts; none: MQTT off, and `to mqtt` deliveries wait (state `waiting`) for a start with it set.' },
   { key: 'mqttClientId', env: 'VIGIL_MQTT_CLIENT_ID', flag: 'mqtt-client-id', kind: 'string', default: null, meaning: 'MQTT client id (the broker keeps the persistent session under it). None: the URL\'s `?clientId=`, else `vigil-<hostname>-<8 hex of the absolute data dir>`, so instances with their own data dirs never share a session.' },
+  { key: 'mqttCa', env: 'VIGIL_MQTT_CA', flag: 'mqtt-ca', kind: 'path', default: null, meaning: 'PEM file of the CA certificate(s) that the broker\'s certificate must chain to (mqtts://, wss://). None: the system CAs.' },
+  { key: 'mqttCert', env: 'VIGIL_MQTT_CERT', flag: 'mqtt-cert', kind: 'path', default: null, meaning: 'PEM file of the client certificate presented to the broker (with VIGIL_MQTT_KEY), for brokers that require client certificates.' },
+  { key: 'mqttKey', env: 'VIGIL_MQTT_KEY', flag: 'mqtt-key', kind: 'path', default: null, meaning: 'PEM file of the client certificate\'s private key (unencrypted).' },
+  { key: 'mqttServername', env: 'VIGIL_MQTT_SERVERNAME', flag: 'mqtt-servername', kind: 'string', default: null, meaning: 'Name the broker\'s certificate must carry (and SNI). None: the URL\'s host.' },
+  { key: 'mqttRejectUnauthorized', env: 'VIGIL_MQTT_REJECT_UNAUTHORIZED', flag: 'mqtt-reject-unauthorized', kind: 'bool', default: true, meaning: 'false accepts any broker certificate (testing only; logged as a warning).' },
+  { key: 'mqttUsername', env: 'VIGIL_MQTT_USERNAME', flag: 'mqtt-username', kind: 'string', default: null, meaning: 'MQTT user name. None: the one in VIGIL_MQTT_URL, if any.' },
+  { key: 'mqttPassword', env: 'VIGIL_MQTT_PASSWORD', flag: 'mqtt-password', kind: 'string', default: null, meaning: 'MQTT password (never logged). None: the one in VIGIL_MQTT_URL, if any.' },
   { key: 'smtpUrl', env: 'VIGIL_SMTP_URL', flag: 'smtp-url', kind: 'smtp-url', default: null, meaning: 'SMTP server (smtp:// or smtps://, credentials in the URL, `?requireTLS=true` for STARTTLS) for `to email`; none: email deliveries wait (state `waiting`) for a start with it set.' },
   { key: 'mailFrom', env: 'VIGIL_MAIL_FROM', flag: 'mail-from', kind: 'string', default: null, shown: 'vigil@&lt;hostname&gt;', meaning: 'From address of alert mail.' },
+  { key: 'smtpCa', env: 'VIGIL_SMTP_CA', flag: 'smtp-ca', kind: 'path', default: null, meaning: 'PEM file of the CA certificate(s) that the SMTP server\'s certificate must chain to (smtps:// and STARTTLS). None: the system CAs.' },
+  { key: 'smtpRejectUnauthorized', env: 'VIGIL_SMTP_REJECT_UNAUTHORIZED', flag: 'smtp-reject-unauthorized', kind: 'bool', default: true, meaning: 'false accepts any SMTP server certificate (testing only; logged as a warning).' },
+  { key: 'tlsCert', env: 'VIGIL_TLS_CERT', flag: 'tls-cert', kind: 'path', default: null, meaning: 'PEM certificate (chain) file: with VIGIL_TLS_KEY the API is served over HTTPS; both files are read again on SIGHUP (new connections get the new certificate, ingest goes on). None: plain HTTP.' },
+  { key: 'tlsKey', env: 'VIGIL_TLS_KEY', flag: 'tls-key', kind: 'path', default: null, meaning: 'PEM private key file of VIGIL_TLS_CERT (unencrypted).' },
   { key: 'apiToken', env: 'VIGIL_API_TOKEN', flag: 'api-token', kind: 'token', default: null, meaning: 'Bearer token required by rule and stream writes (PUT/DELETE /rules/:id, /streams/:stream), POST /alerts/:id/retry and /admin/*. Any printable characters, spaces included (leading and trailing spaces are dropped). Reads, ingest, validate and backtest stay open; with the token, `GET /rules/:id` shows the rule text unredacted.' },
   { key: 'checkpointMs', env: 'VIGIL_CHECKPOINT_MS', flag: 'checkpoint-ms', kind: 'int', default: 5, meaning: 'Group commit: how long changes gather after an idle period before a commit starts (ms); under load commits run back to back. An ingest is answered after the commit that holds it.' },
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', kind: 'log-level', default: 'info', meaning: `JSON log level: ${LOG_LEVELS.join(', ')}.` },
@@ -163,12 +196,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   return out as unknown as Config;
 }
 
-function convert(kind: Kind, raw: string, source: string): string | number | string[] {
+function convert(kind: Kind, raw: string, source: string): string | number | boolean | string[] {
   const value = raw.trim();
   const bad = (want: string): never => {
     throw new ConfigError(`${source}: ${JSON.stringify(raw)} is not ${want}`);
   };
   switch (kind) {
+    case 'bool':
+      if (/^(true|1|yes)$/i.test(value)) return true;
+      if (/^(false|0|no)$/i.test(value)) return false;
+      return bad('true or false');
     case 'string':
     case 'path':
       if (value === '') bad('a non-empty value');
@@ -268,5 +305,5 @@ export function redactConfig(config: Config): Record<string, unknown> {
       return '***';
     }
   };
-  return { ...config, apiToken: config.apiToken === null ? null : '***', mqttUrl: hideCreds(config.mqttUrl), smtpUrl: hideCreds(config.smtpUrl), publicUrl: hideCreds(config.publicUrl) };
+  return { ...config, apiToken: config.apiToken === null ? null : '***', mqttPassword: config.mqttPassword === null ? null : '***', mqttUrl: hideCreds(config.mqttUrl), smtpUrl: hideCreds(config.smtpUrl), publicUrl: hideCreds(config.publicUrl) };
 }

@@ -26,6 +26,7 @@ import type {
 import type { Config } from '../config.js';
 import { JSON_TYPE, mediaType, NDJSON_TYPE } from './body.js';
 import { apiError, toApiError, type RequestMedia } from './errors.js';
+import { registerOpenApi } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
 import { alertRoutes } from './routes/alerts.js';
 import { healthRoutes } from './routes/health.js';
@@ -59,6 +60,8 @@ export interface ServiceCore {
 }
 
 export interface ServerOptions {
+  /** Serve HTTPS with this certificate (chain) and key, PEM; the server is a node:tls server (`setSecureContext`). */
+  https?: { cert: Buffer; key: Buffer };
   /** More readiness (e.g. MQTT connected when configured); `/ready` is 503 unless it is ok. */
   extraReadiness?: () => { ok: boolean; detail: string };
   /** Prometheus exposition for `GET /metrics`; the route answers 404 without it. */
@@ -95,6 +98,7 @@ function requestMedia(method: string, url: string | undefined, contentType: stri
 export function buildServer(core: ServiceCore, config: Config, logger: FastifyBaseLogger, options: ServerOptions = {}): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
+    ...(options.https ? { https: { cert: options.https.cert, key: options.https.key } } : {}),
     bodyLimit: config.bodyLimit,
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
@@ -117,6 +121,8 @@ export function buildServer(core: ServiceCore, config: Config, logger: FastifyBa
   });
 
   const ctx: RouteContext = { core, config, options, now: options.now ?? Date.now };
+  // Before the routes: it documents each as it is registered.
+  registerOpenApi(app);
   app.register(healthRoutes, ctx);
   app.register(ingestRoutes, ctx);
   app.register(ruleRoutes, ctx);

@@ -1,7 +1,9 @@
-// The `vigil` command: check, run, serve. A thin shell over the compiler and the engine.
+// The `vigil` command: check, run, serve, help, --version. A thin shell over the compiler and
+// the engine.
 
 import { createReadStream, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { renderDiagnostic } from '../core/diagnostics.js';
@@ -15,10 +17,61 @@ const USAGE = `usage:
                                                 evaluate rules over recorded NDJSON events
                                                 (--until: time stops there, not at +∞)
   vigil serve [--host H] [--port P] [--data-dir D] [--rules-dir R] [--from-savepoint PATH] ...
-                                                run the service (see README)`;
+                                                run the service (see README)
+  vigil help [COMMAND]                          this text, or one command's
+  vigil --version                               the version`;
+
+/** `vigil help COMMAND`: one command in more words. */
+const HELP: Record<string, string> = {
+  check: `usage: vigil check [--strict] FILES...
+
+Compiles rules files (a directory stands for its *.vigil files). Every error and warning is
+printed as file:line:col with the line and a caret; a summary follows.
+  --strict   warnings fail the check too
+Exit: 0 no errors, 1 errors (or warnings with --strict), 2 usage error.`,
+  run: `usage: vigil run RULES... --events FILE|- [--stream NAME] [--until TIME] [--deliver]
+
+Evaluates rules over recorded NDJSON events (FILE, or - for standard input). Standard output
+carries only records (alerts, late events), one JSON object per line; problems and a summary go
+to standard error.
+  --events FILE|-   the events, one JSON object per line
+  --stream NAME     the stream of every line (else its "$stream" field, else the rules' one stream)
+  --until TIME      time stops there (ISO-8601 with a zone, or epoch ms), not at +infinity
+  --deliver         also deliver the alerts to their sinks (VIGIL_* settings)
+Exit: 0, 1 on a rules error, 2 on a usage error.`,
+  serve: `usage: vigil serve [flags]
+
+Runs the service: the HTTP(S) API, MQTT ingest, alert delivery, state in the data dir.
+Every setting is a VIGIL_* variable and a flag (a flag wins), e.g.
+  --host H --port P --data-dir D --rules-dir R --api-token T
+  --tls-cert FILE --tls-key FILE                  HTTPS (SIGHUP reloads them)
+  --mqtt-url URL --mqtt-ca FILE --mqtt-cert FILE --mqtt-key FILE
+  --smtp-url URL --smtp-ca FILE --mail-from ADDR
+The full table: README, Configuration. SIGTERM/SIGINT stop cleanly.
+Exit: 0 after a clean stop, 1 cannot start, 2 bad configuration.`,
+  help: `usage: vigil help [COMMAND]
+
+Prints the usage, or one command's (check, run, serve).`,
+};
+
+/** The version in the package.json next to the built code. */
+export function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      const parent = dirname(dir);
+      if (parent === dir) return 'unknown';
+      dir = parent;
+    }
+  }
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // `vigil COMMAND --help` is `vigil help COMMAND`.
+  if (command !== undefined && HELP[command] !== undefined && (rest.includes('--help') || rest.includes('-h'))) return main(['help', command]);
   switch (command) {
     case 'check':
       return check(rest);
@@ -28,12 +81,30 @@ export async function main(argv: string[]): Promise<number> {
       const { serve } = await import('./serve.js');
       return serve(rest);
     }
-    case undefined:
+    case '--version':
+    case '-v':
+    case 'version':
+      process.stdout.write(`vigil ${version()}\n`);
+      return 0;
     case 'help':
     case '--help':
-    case '-h':
+    case '-h': {
+      const topic = rest[0];
+      if (topic === undefined) {
+        process.stdout.write(USAGE + '\n');
+        return 0;
+      }
+      const text = HELP[topic];
+      if (text === undefined) {
+        process.stderr.write(`vigil help: no command '${topic}' (commands: ${Object.keys(HELP).join(', ')})\n`);
+        return 2;
+      }
+      process.stdout.write(text + '\n');
+      return 0;
+    }
+    case undefined:
       process.stdout.write(USAGE + '\n');
-      return command === undefined ? 2 : 0;
+      return 2;
     default:
       process.stderr.write(`vigil: unknown command '${command}'\n${USAGE}\n`);
       return 2;

@@ -1,12 +1,17 @@
 // `vigil serve` (service.md §1): configuration from VIGIL_* variables and flags, optional start
 // from a savepoint, the durable core, the HTTP API, and a clean stop on SIGTERM/SIGINT (stop
 // accepting, finish in-flight requests, final commit, close LMDB, exit 0). Refuses to listen on
-// a non-loopback address without an API token. Structured JSON logs (pino) on standard output;
+// a non-loopback address without an API token, and warns when such an address has no TLS.
+// With VIGIL_TLS_CERT/VIGIL_TLS_KEY the API is HTTPS; SIGHUP reads both files again and gives
+// the server the new certificate (`setSecureContext`): new connections get it, open ones and
+// ingest go on. A TLS file that cannot be read is a bad configuration (exit 2); an MQTT broker
+// whose TLS handshake fails on the first attempt stops the start (exit 1, which certificate, why). Structured JSON logs (pino) on standard output;
 // the token and URL credentials never reach them. Exit codes: 0 after a clean stop, 1 when the
 // service cannot start (state, savepoint, listen), 2 on a bad configuration.
 
 import { hostname } from 'node:os';
 import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import { basename, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildServer } from '../api/server.js';
@@ -19,6 +24,16 @@ import { createMetrics } from '../metrics/registry.js';
 import { createSinkRegistry } from '../sinks/registry.js';
 import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { retryPolicy } from '../sinks/retry.js';
+import { readPem, TlsFileError } from '../core/tls-files.js';
+
+/** The API's certificate and key, read from VIGIL_TLS_CERT / VIGIL_TLS_KEY (null: plain HTTP). */
+export function readApiTls(config: Config): { cert: Buffer; key: Buffer } | null {
+  if (config.tlsCert === null && config.tlsKey === null) return null;
+  if (config.tlsCert === null || config.tlsKey === null) {
+    throw new TlsFileError(config.tlsCert === null ? 'VIGIL_TLS_KEY is set without VIGIL_TLS_CERT: give both or neither' : 'VIGIL_TLS_CERT is set without VIGIL_TLS_KEY: give both or neither');
+  }
+  return { cert: readPem('VIGIL_TLS_CERT', config.tlsCert, 'certificate'), key: readPem('VIGIL_TLS_KEY', config.tlsKey, 'key') };
+}
 
 const say = (line: string): void => {
   process.stderr.write(`vigil serve: ${line}\n`);
@@ -58,8 +73,24 @@ export async function serve(args: string[]): Promise<number> {
     return 1;
   }
 
+  // TLS files are read before anything opens: a bad path is a bad configuration.
+  let apiTls: { cert: Buffer; key: Buffer } | null;
+  let smtpCa: Buffer | null = null;
+  try {
+    apiTls = readApiTls(config);
+    if (config.smtpCa !== null) smtpCa = readPem('VIGIL_SMTP_CA', config.smtpCa, 'certificate');
+  } catch (err) {
+    say(`${(err as Error).message}\n(see README: Configuration, TLS)`);
+    return 2;
+  }
+
   const logger: Logger = pino({ level: config.logLevel, base: { service: 'vigil', pid: process.pid } });
   logger.info({ config: redactConfig(config) }, 'starting');
+  if (!isLoopback(config.host) && apiTls === null) {
+    logger.warn({ host: config.host }, 'the API listens on a non-loopback address over plain HTTP: the API token and events cross the network in clear; set VIGIL_TLS_CERT and VIGIL_TLS_KEY, or put a TLS proxy in front');
+  }
+  if (!config.mqttRejectUnauthorized) logger.warn('VIGIL_MQTT_REJECT_UNAUTHORIZED=false: any broker certificate is accepted (testing only)');
+  if (!config.smtpRejectUnauthorized) logger.warn('VIGIL_SMTP_REJECT_UNAUTHORIZED=false: any SMTP server certificate is accepted (testing only)');
 
   if (config.fromSavepoint !== null) {
     try {
@@ -134,7 +165,30 @@ export async function serve(args: string[]): Promise<number> {
   // MQTT: one connection for ingest (`source mqtt` filters) and the `to mqtt` sink.
   let source: MqttSource | null = null;
   if (config.mqttUrl !== null) {
-    connection = new MqttConnection({ url: config.mqttUrl, clientId: chooseClientId(config.mqttUrl, config.mqttClientId, config.dataDir), logger, maxReconnectPeriodMs: config.mqttReconnectMaxMs });
+    try {
+      connection = new MqttConnection({
+        url: config.mqttUrl,
+        clientId: chooseClientId(config.mqttUrl, config.mqttClientId, config.dataDir),
+        logger,
+        maxReconnectPeriodMs: config.mqttReconnectMaxMs,
+        tls: { caPath: config.mqttCa, certPath: config.mqttCert, keyPath: config.mqttKey, servername: config.mqttServername, rejectUnauthorized: config.mqttRejectUnauthorized },
+        username: config.mqttUsername,
+        password: config.mqttPassword,
+      });
+    } catch (err) {
+      say(`${(err as Error).message}\n(see README: Configuration, TLS)`);
+      await core.close().catch(() => undefined);
+      return 2;
+    }
+    // A certificate problem shows on the first attempt and no retry mends it: refuse to start.
+    // An unreachable broker is another matter: reconnects go on and /ready says so.
+    const first = await connection.firstAttempt(10_000);
+    if (first.outcome === 'tls') {
+      say(`cannot start: ${first.error}`);
+      await connection.close({ force: true }).catch(() => undefined);
+      await core.close().catch(() => undefined);
+      return 1;
+    }
     source = new MqttSource(core, connection, { onMessage: (stream, outcome) => metrics.countMqtt(stream, outcome), logger });
     await source.start();
   }
@@ -145,7 +199,13 @@ export async function serve(args: string[]): Promise<number> {
   });
 
   // Delivery: the outbox, one queue per sink target, retries with backoff.
-  const sinks = createSinkRegistry({ logger, smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, mqttClient: connection?.client ?? null, webhook: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused() },
+  const sinks = createSinkRegistry({
+    logger,
+    smtpUrl: config.smtpUrl,
+    mailFrom: config.mailFrom,
+    smtpTls: { ca: smtpCa, caPath: config.smtpCa, rejectUnauthorized: config.smtpRejectUnauthorized },
+    mqttClient: connection?.client ?? null,
+    webhook: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused() },
     alertmanager: { policy: webhookPolicy, onRefused: () => metrics.webhookRefused(), publicUrl: () => config.publicUrl ?? (listenPort === null ? null : `http://${urlHost(config.host)}:${listenPort}`) },
   });
   const dispatcher = new Dispatcher(core, sinks, {
@@ -156,6 +216,7 @@ export async function serve(args: string[]): Promise<number> {
   dispatcher.start();
 
   const app = buildServer(core, config, logger, {
+    https: apiTls ?? undefined,
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.metrics() }),
     extraReadiness:
       connection === null
@@ -209,6 +270,20 @@ export async function serve(args: string[]): Promise<number> {
     };
     process.on('SIGTERM', on);
     process.on('SIGINT', on);
+    // SIGHUP: the API's certificate and key again (renewed files); the old ones stay on error.
+    process.on('SIGHUP', () => {
+      if (apiTls === null) {
+        logger.info('SIGHUP: the API is plain HTTP (no VIGIL_TLS_CERT): nothing to reload');
+        return;
+      }
+      try {
+        const next = readApiTls(config)!;
+        (app.server as unknown as TlsServer).setSecureContext(next);
+        logger.info({ cert: config.tlsCert }, 'SIGHUP: API certificate reloaded; new connections get it');
+      } catch (err) {
+        logger.error({ error: (err as Error).message }, 'SIGHUP: API certificate not reloaded; the old one stays');
+      }
+    });
   });
   logger.info({ signal }, 'stopping: no new requests, final commit');
   stopping = stop();

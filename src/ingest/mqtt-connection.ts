@@ -27,6 +27,11 @@
 // flag (aedes 1.2 does). A PUBACK already written to a socket that then dies is beyond our
 // knowledge: only the broker's DUP flag protects that one.
 //
+// TLS (mqtts://, wss://): the CA, client certificate and key are read from files when the
+// connection is made (a missing or non-PEM file throws TlsFileError naming the setting and
+// path); a handshake that fails is logged as one line saying which certificate and why
+// (`tlsFailure`), and `firstAttempt()` lets `vigil serve` refuse to start on it.
+//
 // Reconnects: mqtt.js's fixed `reconnectPeriod`, doubled per failed attempt up to a low cap
 // (3 s by default, so ingest resumes within seconds of the broker's return; with jitter, so a
 // fleet does not reconnect in step) and reset on connect.
@@ -37,6 +42,21 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
 import { pino, type Logger } from 'pino';
+import { isTlsFailure, readPem, tlsFailure } from '../core/tls-files.js';
+
+/** TLS settings of the broker connection: file paths, never inline PEM (service.md §1). */
+export interface MqttTlsSettings {
+  /** `VIGIL_MQTT_CA`: PEM CA file the broker's certificate must chain to; null: the system CAs. */
+  caPath?: string | null;
+  /** `VIGIL_MQTT_CERT`: PEM client certificate. */
+  certPath?: string | null;
+  /** `VIGIL_MQTT_KEY`: PEM private key of the client certificate. */
+  keyPath?: string | null;
+  /** `VIGIL_MQTT_SERVERNAME`: name the broker's certificate must carry; null: the URL's host. */
+  servername?: string | null;
+  /** `VIGIL_MQTT_REJECT_UNAUTHORIZED`; default true. */
+  rejectUnauthorized?: boolean;
+}
 
 export interface MqttConnectionOptions {
   /** `VIGIL_MQTT_URL`: mqtt://user:pass@host:1883, mqtts://…, ws://… */
@@ -56,6 +76,11 @@ export interface MqttConnectionOptions {
   /** 4 (MQTT 3.1.1, the default) or 5. */
   protocolVersion?: 4 | 5;
   logger?: Logger;
+  /** CA, client certificate and key files, server name, verification. */
+  tls?: MqttTlsSettings;
+  /** User name and password; null/undefined: the URL's. */
+  username?: string | null;
+  password?: string | null;
   /** More mqtt.js options (tests: TLS settings, will). */
   clientOptions?: IClientOptions;
 }
@@ -71,6 +96,7 @@ export type MqttMessageHandler = (topic: string, payload: Buffer, packet: IPubli
 interface ConnectionEvents {
   connect: [{ sessionPresent: boolean }];
   close: [];
+  tlsError: [string];
 }
 
 type SendPacket = (packet: Packet, cb?: (err?: Error) => void, cbStorePut?: () => void, noStore?: boolean) => void;
@@ -143,6 +169,8 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
   private readonly unacked = new Set<number>();
   private closed = false;
   private everConnected = false;
+  /** The last TLS failure said plainly (null once connected). */
+  private tlsError: string | null = null;
 
   constructor(options: MqttConnectionOptions) {
     super();
@@ -150,9 +178,15 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
     this.clientId = options.clientId ?? urlClientId(options.url) ?? defaultClientId();
     this.basePeriod = options.reconnectPeriodMs ?? 1000;
     this.maxPeriod = Math.max(this.basePeriod, options.maxReconnectPeriodMs ?? 3000);
+    const url = redactUrl(options.url);
+    const tlsOptions = mqttTlsOptions(options.tls ?? {});
+    const peer = `MQTT broker ${hostPort(options.url)}`;
     // mqtt.js lets the URL's `?clientId=` override the option: the id chosen here is the one used.
     this.client = mqtt.connect(withoutClientId(options.url), {
       ...options.clientOptions,
+      ...tlsOptions,
+      ...(options.username != null ? { username: options.username } : {}),
+      ...(options.password != null ? { password: options.password } : {}),
       clientId: this.clientId,
       clean: options.clean ?? false,
       protocolVersion: options.protocolVersion ?? 4,
@@ -164,9 +198,9 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
       resubscribe: false,
     });
     this.installAckGate();
-    const url = redactUrl(options.url);
 
     this.client.on('connect', (connack: IConnackPacket) => {
+      this.tlsError = null;
       this.generation++;
       this.client.options.reconnectPeriod = this.basePeriod;
       const sessionPresent = connack.sessionPresent === true;
@@ -194,6 +228,13 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
       this.client.options.reconnectPeriod = Math.max(1, Math.round(next * (0.8 + 0.4 * Math.random())));
     });
     this.client.on('error', (err) => {
+      if (isTlsFailure(err)) {
+        const tls = options.tls ?? {};
+        this.tlsError = tlsFailure(err, { peer, caSetting: 'VIGIL_MQTT_CA', caPath: tls.caPath ?? null, certSetting: 'VIGIL_MQTT_CERT', certPath: tls.certPath ?? null });
+        this.logger.error({ url, error: this.tlsError }, 'MQTT TLS handshake failed');
+        this.emit('tlsError', this.tlsError);
+        return;
+      }
       this.logger.warn({ url, error: err.message }, 'MQTT error');
     });
     this.client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
@@ -222,6 +263,29 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
         resolve();
       };
       this.once('connect', onConnect);
+    });
+  }
+
+  /**
+   * The outcome of the first connection attempt(s) within `timeoutMs`: 'connected', a TLS
+   * failure said plainly (a certificate problem, which no retry mends), or 'pending' (the broker
+   * is not reachable yet: reconnects go on).
+   */
+  firstAttempt(timeoutMs = 10_000): Promise<{ outcome: 'connected' | 'pending' } | { outcome: 'tls'; error: string }> {
+    if (this.client.connected) return Promise.resolve({ outcome: 'connected' });
+    if (this.tlsError !== null) return Promise.resolve({ outcome: 'tls', error: this.tlsError });
+    return new Promise((resolve) => {
+      const done = (r: { outcome: 'connected' | 'pending' } | { outcome: 'tls'; error: string }): void => {
+        clearTimeout(timer);
+        this.off('connect', onConnect);
+        this.off('tlsError', onTls);
+        resolve(r);
+      };
+      const onConnect = (): void => done({ outcome: 'connected' });
+      const onTls = (error: string): void => done({ outcome: 'tls', error });
+      const timer = setTimeout(() => done({ outcome: 'pending' }), timeoutMs);
+      this.once('connect', onConnect);
+      this.once('tlsError', onTls);
     });
   }
 
@@ -294,6 +358,30 @@ export class MqttConnection extends EventEmitter<ConnectionEvents> {
         send(packet, undefined, cbStorePut, noStore);
       });
     };
+  }
+}
+
+/** mqtt.js (node:tls) options from the TLS settings; reads the files (TlsFileError when one is bad). */
+export function mqttTlsOptions(tls: MqttTlsSettings): IClientOptions {
+  const out: IClientOptions = {};
+  if ((tls.certPath == null) !== (tls.keyPath == null)) {
+    throw new Error(tls.certPath == null ? 'VIGIL_MQTT_KEY is set without VIGIL_MQTT_CERT: give both or neither' : 'VIGIL_MQTT_CERT is set without VIGIL_MQTT_KEY: give both or neither');
+  }
+  if (tls.caPath != null) out.ca = readPem('VIGIL_MQTT_CA', tls.caPath, 'certificate');
+  if (tls.certPath != null) out.cert = readPem('VIGIL_MQTT_CERT', tls.certPath, 'certificate');
+  if (tls.keyPath != null) out.key = readPem('VIGIL_MQTT_KEY', tls.keyPath, 'key');
+  if (tls.servername != null) out.servername = tls.servername;
+  if (tls.rejectUnauthorized === false) out.rejectUnauthorized = false;
+  return out;
+}
+
+/** `host:port` of a broker URL, for messages. */
+function hostPort(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.port ? `${u.hostname}:${u.port}` : u.hostname;
+  } catch {
+    return '(unparseable URL)';
   }
 }
 

@@ -27,6 +27,8 @@ export interface SinkSettings {
   logger: Logger;
   /** `VIGIL_SMTP_URL`: smtp://user:pass@host:port, smtps://…, `?requireTLS=true` … */
   smtpUrl?: string | null;
+  /** `VIGIL_SMTP_CA` (read), its path, `VIGIL_SMTP_REJECT_UNAUTHORIZED`. */
+  smtpTls?: { ca?: Buffer | null; caPath?: string | null; rejectUnauthorized?: boolean };
   /** `VIGIL_MAIL_FROM`; default `vigil@<hostname>`. */
   mailFrom?: string | null;
   /** The service's shared MQTT connection (`VIGIL_MQTT_URL`), if any. */
@@ -88,7 +90,7 @@ export class SinkRegistry {
       case 'webhook':
         return new WebhookSink(s.webhook);
       case 'email':
-        return new EmailSink({ url: s.smtpUrl as string, from: s.mailFrom || `vigil@${hostname()}` });
+        return new EmailSink({ url: s.smtpUrl as string, from: s.mailFrom || `vigil@${hostname()}`, tls: s.smtpTls });
       case 'mqtt':
         return new MqttSink(s.mqttClient as MqttClient);
       case 'alertmanager':

@@ -15,8 +15,19 @@ describe('loadConfig', () => {
       rulesDir: './rules',
       mqttUrl: null,
       mqttClientId: null,
+      mqttCa: null,
+      mqttCert: null,
+      mqttKey: null,
+      mqttServername: null,
+      mqttRejectUnauthorized: true,
+      mqttUsername: null,
+      mqttPassword: null,
       smtpUrl: null,
       mailFrom: null,
+      smtpCa: null,
+      smtpRejectUnauthorized: true,
+      tlsCert: null,
+      tlsKey: null,
       apiToken: null,
       checkpointMs: 5,
       logLevel: 'info',
@@ -60,6 +71,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig([], { VIGIL_WORK_CONCURRENCY: '0' })).toThrow(/VIGIL_WORK_CONCURRENCY/);
   });
 
+  test('TLS settings: paths and booleans', () => {
+    const c = loadConfig(['--tls-cert', '/c.pem'], { VIGIL_TLS_KEY: '/k.pem', VIGIL_MQTT_CA: '/ca.pem', VIGIL_MQTT_REJECT_UNAUTHORIZED: 'false', VIGIL_SMTP_REJECT_UNAUTHORIZED: '0', VIGIL_MQTT_PASSWORD: 'sekret9' });
+    expect(c).toMatchObject({ tlsCert: '/c.pem', tlsKey: '/k.pem', mqttCa: '/ca.pem', mqttRejectUnauthorized: false, smtpRejectUnauthorized: false });
+    expect(JSON.stringify(redactConfig(c))).not.toContain('sekret9');
+  });
+
   test('an empty variable counts as unset', () => {
     expect(loadConfig([], { VIGIL_API_TOKEN: '', VIGIL_PORT: '' })).toMatchObject({ apiToken: null, port: 8080 });
   });
@@ -73,6 +90,7 @@ describe('loadConfig', () => {
     [[], { VIGIL_MQTT_URL: 'http://x' }, /VIGIL_MQTT_URL.*mqtt:\/\//],
     [['--smtp-url', 'nonsense'], {}, /--smtp-url.*smtp:\/\//],
     [['--nope', '1'], {}, /nope/],
+    [[], { VIGIL_MQTT_REJECT_UNAUTHORIZED: 'maybe' }, /VIGIL_MQTT_REJECT_UNAUTHORIZED.*true or false/],
     [['stray'], {}, /stray|positional/i],
   ])('bad value %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv as string[], env as NodeJS.ProcessEnv)).toThrow(ConfigError);

@@ -40,9 +40,13 @@ export function spawnServe(args: string[], env: Record<string, string> = {}): Sp
 export async function startServe(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<ServiceProcess> {
   const p = spawnServe(args, env);
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`vigil serve did not listen within ${timeoutMs} ms:\n${p.output()}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Not left running behind a failed test.
+      p.child.kill('SIGKILL');
+      reject(new Error(`vigil serve did not listen within ${timeoutMs} ms:\n${p.output()}`));
+    }, timeoutMs);
     const check = (): void => {
-      const m = /vigil listening on (http:\/\/[^\s"]+)/.exec(p.output());
+      const m = /vigil listening on (https?:\/\/[^\s"]+)/.exec(p.output());
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

@@ -36,10 +36,12 @@ export interface TestSmtpServerOptions {
   rcptReply?: (address: string) => SmtpReply | null | undefined;
   /** Delay before the final reply to DATA (a stalling server, for timeout tests). */
   dataDelayMs?: number;
+  /** TLS with this PEM certificate and key: implicit (smtps://, the default) or STARTTLS (smtp://, advertised). */
+  tls?: { cert: Buffer; key: Buffer; starttls?: boolean };
 }
 
 export interface TestSmtpServer {
-  /** `smtp://127.0.0.1:<port>` — plain SMTP, for nodemailer. */
+  /** `smtp://127.0.0.1:<port>` — plain SMTP, for nodemailer (`smtps://` with `tls`). */
   url: string;
   port: number;
   /** Every accepted message, in order. */
@@ -57,8 +59,9 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
   let rcptReply = options.rcptReply;
   let dataDelayMs = options.dataDelayMs ?? 0;
   const serverOptions: SMTPServerOptions = {
+    ...(options.tls ? { secure: options.tls.starttls !== true, cert: options.tls.cert, key: options.tls.key } : {}),
     authOptional: true,
-    disabledCommands: ['STARTTLS'],
+    disabledCommands: options.tls?.starttls ? [] : ['STARTTLS'],
     logger: false,
     // close() waits this long for clients to hang up before it cuts them off.
     closeTimeout: 1000,
@@ -97,7 +100,7 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
   server.on('error', () => undefined);
   const { port } = server.server.address() as AddressInfo;
   return {
-    url: `smtp://127.0.0.1:${port}`,
+    url: `${options.tls && !options.tls.starttls ? 'smtps' : 'smtp'}://127.0.0.1:${port}`,
     port,
     messages,
     setRcptReply(reply) {

@@ -17,6 +17,7 @@
 import nodemailer from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { AlertRecord, Delivery } from '../../core/alert.js';
+import { isTlsFailure, tlsFailure } from '../../core/tls-files.js';
 import {
   abortText,
   delivered,
@@ -39,6 +40,11 @@ export interface EmailSinkOptions {
   from: string;
   /** Concurrent SMTP connections in the pool. Default 2. */
   maxConnections?: number;
+  /**
+   * TLS of smtps:// and STARTTLS: `ca` (PEM, from `VIGIL_SMTP_CA` at `caPath`) the server's
+   * certificate must chain to, and `rejectUnauthorized` (default true).
+   */
+  tls?: { ca?: Buffer | null; caPath?: string | null; rejectUnauthorized?: boolean };
 }
 
 /** Nodemailer ≥ 10.5 cancels a send on `signal`; @types/nodemailer does not know it yet. */
@@ -78,6 +84,16 @@ export function emailText(alert: AlertRecord): string {
   return lines.join('\n');
 }
 
+/** `SMTP server host:port` of an SMTP URL, for messages. */
+function smtpPeer(url: string): string {
+  try {
+    const u = new URL(url);
+    return `SMTP server ${u.hostname}${u.port ? `:${u.port}` : ''}`;
+  } catch {
+    return 'SMTP server';
+  }
+}
+
 /** Classifies a nodemailer error. Exported for the tests and the dispatcher's metrics. */
 export function classifySmtpError(err: unknown): { retryable: boolean } {
   const e = (err ?? {}) as SmtpError;
@@ -96,6 +112,8 @@ export class EmailSink implements Sink {
   readonly #transport: Mail;
   readonly #from: string;
   readonly #secrets: string[];
+  readonly #tls: EmailSinkOptions['tls'];
+  readonly #peer: string;
   #closed = false;
 
   constructor(options: EmailSinkOptions) {
@@ -104,7 +122,12 @@ export class EmailSink implements Sink {
       url: options.url,
       pool: true,
       maxConnections: options.maxConnections ?? 2,
+      ...(options.tls && (options.tls.ca || options.tls.rejectUnauthorized === false)
+        ? { tls: { ...(options.tls.ca ? { ca: options.tls.ca } : {}), ...(options.tls.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}) } }
+        : {}),
     } as Parameters<typeof nodemailer.createTransport>[0]);
+    this.#tls = options.tls;
+    this.#peer = smtpPeer(options.url);
     this.#from = options.from;
     this.#secrets = urlSecrets(options.url);
   }
@@ -135,7 +158,8 @@ export class EmailSink implements Sink {
       await this.#transport.sendMail(message);
       return delivered;
     } catch (err) {
-      const text = redact(`email to ${delivery.to.join(', ')}: ${errorText(err)}`, this.#secrets);
+      const why = isTlsFailure(err) ? tlsFailure(err, { peer: this.#peer, caSetting: 'VIGIL_SMTP_CA', caPath: this.#tls?.caPath ?? null }) : errorText(err);
+      const text = redact(`email to ${delivery.to.join(', ')}: ${why}`, this.#secrets);
       if (signal.aborted) return retryable(redact(`email: ${abortText(signal)}`, this.#secrets));
       return classifySmtpError(err).retryable ? retryable(text) : permanent(text);
     }
