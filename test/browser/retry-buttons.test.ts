@@ -4,6 +4,7 @@
 // for the token (prompt), queues the alert again and it shows delivered; the "retry all failed
 // webhook deliveries" button does the rest without asking again (the token is kept for the tab).
 
+import { testWebhookPolicy } from '../helpers/http-receiver.js';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -46,7 +47,7 @@ rule hot {
 `,
     },
   });
-  registry = createSinkRegistry({ logger: silent });
+  registry = createSinkRegistry({ logger: silent, webhook: { policy: testWebhookPolicy() } });
   dispatcher = new Dispatcher(service.core, registry, { policy: retryPolicy({ baseDelayMs: 10, maxDelayMs: 50, maxAgeMs: 60_000, timeoutMs: 2000 }) });
   dispatcher.start();
   await service.app.listen({ host: '127.0.0.1', port: 0 });
