@@ -28,6 +28,7 @@ import { compileCondition, compileTemplate, compileValue, referencedSteps, type 
 import { compileStreams, fieldPath, implicitStream, type CompiledStream } from './streams.js';
 import { checkExpr, checkTemplate, schemaOf, type CheckContext, type Schema } from './checks.js';
 import { closest, didYouMean } from './suggest.js';
+import { compileTests, type CompiledTest, type TestCompileOptions } from './tests.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
 /** Longest rule or stream name. */
@@ -87,12 +88,16 @@ export interface CompileOptions {
    * VIGIL_MQTT_URL) loads with a warning. Absent (e.g. `vigil check`): not checked.
    */
   configuredSinks?: { email: boolean; mqtt: boolean };
+  /** How `test` blocks read `from` files and how many events they may give (tests.ts). */
+  tests?: TestCompileOptions;
 }
 
 export interface CompiledProgram {
   rules: CompiledRule[];
   /** Every rule declared in the files, compiled or not (what `vigil check` counts). */
   ruleCount?: number;
+  /** The `test` blocks of the files (language §11), compiled; those with errors are left out. */
+  tests?: CompiledTest[];
   streams: Map<string, CompiledStream>;
   diagnostics: Diagnostic[];
   /** File name → source text, for rendering diagnostics. */
@@ -118,7 +123,10 @@ export function compileSources(files: SourceFile[], options: CompileOptions = {}
   const compiled = compilePrograms(programs, { ...options, parseErrors: diagnostics.filter((d) => d.severity === 'error') });
   diagnostics.push(...compiled.diagnostics);
   const ruleCount = programs.reduce((n, p) => n + p.decls.filter((d) => d.kind === 'rule').length, 0);
-  return { rules: compiled.rules, ruleCount, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
+  const tests = programs.some((p) => p.decls.some((d) => d.kind === 'test'))
+    ? compileTests(programs, compiled.rules.flatMap((r) => r.streams), compiled.streams, diagnostics, options.tests)
+    : [];
+  return { rules: compiled.rules, ruleCount, tests, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
 }
 
 export function compilePrograms(programs: Program[], options: CompileOptions = {}): Omit<CompiledProgram, 'sources' | 'ruleCount'> {
@@ -128,6 +136,7 @@ export function compilePrograms(programs: Program[], options: CompileOptions = {
   const seen = new Map<string, RuleDecl>();
   for (const program of programs) {
     for (const decl of program.decls) {
+      if (decl.kind === 'test') continue; // compiled by tests.ts
       // Rule and stream names key the stored state, and LMDB keys are limited.
       if (decl.name.name.length > MAX_NAME_LENGTH) {
         diagnostics.push(diagnostic('error', 'compile/name-too-long', `the name of this ${decl.kind} is longer than ${MAX_NAME_LENGTH} characters`, program.file, decl.name.span));
