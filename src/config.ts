@@ -25,6 +25,10 @@ export interface Config {
   idempotencyTtlMs: number;
   outboxKeep: number;
   lateKeep: number;
+  /** Wall-clock limit for the rule tests of one hot load (ms). */
+  testTimeLimitMs: number;
+  /** Most events one rule test may give. */
+  testMaxEvents: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
 }
@@ -62,6 +66,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'idempotencyTtlMs', env: 'VIGIL_IDEMPOTENCY_TTL_MS', flag: 'idempotency-ttl-ms', kind: 'int', default: 24 * 60 * 60 * 1000, meaning: 'How long an ingest Idempotency-Key is remembered (ms).' },
   { key: 'outboxKeep', env: 'VIGIL_OUTBOX_KEEP', flag: 'outbox-keep', kind: 'int', default: 100_000, meaning: 'Alerts kept in the outbox (GET /alerts); the oldest whose deliveries are all final are pruned beyond it.' },
   { key: 'lateKeep', env: 'VIGIL_LATE_KEEP', flag: 'late-keep', kind: 'int', default: 10_000, meaning: 'Late events kept per stream on the late side output; the oldest are pruned beyond it.' },
+  { key: 'testTimeLimitMs', env: 'VIGIL_RULE_TEST_TIME_LIMIT_MS', flag: 'rule-test-time-limit-ms', kind: 'positive-int', default: 5_000, meaning: 'Time limit for the `test` blocks run before a hot load (PUT /rules/:id, rules-directory edit), in ms; past it the load is refused as failing.' },
+  { key: 'testMaxEvents', env: 'VIGIL_RULE_TEST_MAX_EVENTS', flag: 'rule-test-max-events', kind: 'positive-int', default: 10_000, meaning: 'Most events one `test` block may give (inline and `from` files together); more is a compile error.' },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 

@@ -199,3 +199,28 @@ function showLate(l: LateRecord): string {
 function sameJson(a: Json, b: Json): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
+
+/**
+ * The hot-load gate of the service: runs the tests of `files` (those being loaded) within a
+ * time limit; returns, per file whose tests fail, the failures as error diagnostics (each
+ * positioned at its expectation, the nearest alerts in the message). Empty: load it.
+ */
+export function testGate(
+  program: { rules: CompiledRule[]; streams: Map<string, CompiledStream>; tests?: CompiledTest[] },
+  files: Set<string>,
+  timeLimitMs: number,
+): Map<string, Diagnostic[]> {
+  const failed = new Map<string, Diagnostic[]>();
+  const tests = (program.tests ?? []).filter((t) => files.has(t.file));
+  if (tests.length === 0) return failed;
+  for (const o of runRuleTests(tests, program, { deadline: Date.now() + timeLimitMs })) {
+    if (o.passed) continue;
+    const list = failed.get(o.file) ?? [];
+    for (const f of o.failures) {
+      const got = f.got.length > 0 ? ` (came out instead: ${f.got.join('; ')})` : '';
+      list.push({ ...f.diagnostic, code: 'test/failed', message: `test "${o.title}" failed: ${f.diagnostic.message}${got}` });
+    }
+    failed.set(o.file, list);
+  }
+  return failed;
+}

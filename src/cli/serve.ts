@@ -84,6 +84,8 @@ export async function serve(args: string[]): Promise<number> {
       idempotencyTtlMs: config.idempotencyTtlMs,
       outboxKeep: config.outboxKeep,
       lateKeepPerStream: config.lateKeep,
+      testTimeLimitMs: config.testTimeLimitMs,
+      testMaxEvents: config.testMaxEvents,
       env: process.env,
       configuredSinks: { email: config.smtpUrl !== null, mqtt: config.mqttUrl !== null },
       logger,

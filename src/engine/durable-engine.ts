@@ -15,13 +15,14 @@
 
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AlertRecord } from '../core/alert.js';
 import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
 import type { Json, StreamEvent } from '../core/event.js';
 import { compileSources, type CompiledProgram, type CompiledRule, type SourceFile } from '../compiler/rule.js';
 import { replayCompiled, type OutputRecord } from '../cli/run.js';
+import { DEFAULT_TEST_TIME_LIMIT_MS, testGate } from '../cli/rule-tests.js';
 import { FINAL } from '../nfa/graph.js';
 import { Engine, type StreamRuntime } from '../runtime/engine.js';
 import { deliveryName, renderDeliveries } from '../runtime/deliveries.js';
@@ -72,6 +73,8 @@ export class DurableEngine {
   readonly droppedByChange = new Map<string, number>();
   /** A rules file whose latest text did not compile: its errors (the old version keeps running). */
   private readonly fileErrors = new Map<string, Diagnostic[]>();
+  /** API rule → the failing tests of its last refused PUT (shown on the status page until a PUT loads). */
+  private readonly apiRefusals = new Map<string, Diagnostic[]>();
 
   // What the next commit writes.
   private pendingOps: Op[] = [];
@@ -274,7 +277,25 @@ export class DurableEngine {
   }
 
   private compile(overrides?: { files?: Map<string, string>; api?: Map<string, string> }): CompiledProgram {
-    return compileSources(this.sourceList(overrides), { env: this.options.env, configuredSinks: this.options.configuredSinks });
+    return compileSources(this.sourceList(overrides), {
+      env: this.options.env,
+      configuredSinks: this.options.configuredSinks,
+      tests: { maxEvents: this.options.testMaxEvents, readEventsFile: (file, path) => this.readTestEvents(file, path) },
+    });
+  }
+
+  /** `given S from "PATH"` in a loaded text: only files of the rules directory may read files (beside them). */
+  private readTestEvents(file: string, path: string): string {
+    const dir = this.options.rulesDir;
+    if (file.startsWith(API_FILE_PREFIX) || !dir) throw new Error('a test sent over the API cannot read files; give its events inline');
+    const target = resolve(dirname(file), path);
+    if (!target.startsWith(resolve(dir) + sep)) throw new Error('the file is outside the rules directory');
+    return readFileSync(target, 'utf8');
+  }
+
+  /** The tests of `files` in `program` (hot-load gate): failing expectations per file. */
+  private failingTests(program: CompiledProgram, files: Set<string>): Map<string, Diagnostic[]> {
+    return testGate(program, files, this.options.testTimeLimitMs ?? DEFAULT_TEST_TIME_LIMIT_MS);
   }
 
   private originOf(rule: CompiledRule): { origin: 'file' | 'api'; file: string | null } {
@@ -370,6 +391,16 @@ export class DurableEngine {
       this.logger.warn({ rule: id, errors: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'rule refused: it does not compile; the old version keeps running');
       return { ok: false, status: 400, errors: errors.map((d) => ({ ...d, file: d.file.startsWith(API_FILE_PREFIX) ? 'request' : d.file })) };
     }
+    // Tests gate the load (language §11): a failing one refuses the text, the old version runs on.
+    const failing = this.failingTests(program, new Set([file])).get(file);
+    if (failing) {
+      const shown = failing.map((d) => ({ ...d, file: 'request' }));
+      this.apiRefusals.set(id, shown);
+      this.ruleLoadFailed(failing);
+      this.logger.warn({ rule: id, failures: failing.length, first: `${failing[0]!.line}:${failing[0]!.col}: ${failing[0]!.message}` }, 'rule refused: its tests fail; the old version keeps running');
+      return { ok: false, status: 422, errors: shown };
+    }
+    this.apiRefusals.delete(id);
     this.apiSources.set(id, text);
     const outcome = this.reconcile(program).get(id);
     await this.afterCommit();
@@ -430,6 +461,18 @@ export class DurableEngine {
       else files.delete(bad.file);
       program = this.compile({ files });
     }
+    // Tests gate the load: a changed file whose tests fail keeps its previous text too.
+    const changed = new Set([...files.keys()].filter((f) => !failed.has(f) && files.get(f) !== before.get(f)));
+    const failing = this.failingTests(program, changed);
+    for (const [file, errors] of failing) {
+      this.fileErrors.set(file, errors);
+      failed.add(file);
+      this.logger.error({ file, failures: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'rules file fails its tests; its previous version keeps running');
+      this.ruleLoadFailed(errors);
+      if (before.has(file)) files.set(file, before.get(file)!);
+      else files.delete(file);
+    }
+    if (failing.size > 0) program = this.compile({ files });
     for (const f of [...this.fileErrors.keys()]) if (!failed.has(f)) this.fileErrors.delete(f);
     this.fileSources.clear();
     for (const [k, v] of files) this.fileSources.set(k, v);
@@ -458,7 +501,7 @@ export class DurableEngine {
   private ruleInfo(rr: RuleRuntime): RuleInfo {
     const meta = this.ruleMeta.get(rr.rule.name)!;
     const c = rr.counters;
-    const errors = meta.file ? (this.fileErrors.get(meta.file) ?? []) : [];
+    const errors = meta.file ? (this.fileErrors.get(meta.file) ?? []) : (this.apiRefusals.get(rr.rule.name) ?? []);
     return {
       id: rr.rule.name,
       version: meta.version,

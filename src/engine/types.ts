@@ -31,6 +31,10 @@ export interface ServiceOptions {
    * with a sink of another kind loads with a warning. Absent: not checked.
    */
   configuredSinks?: { email: boolean; mqtt: boolean };
+  /** Wall-clock limit for the tests of one hot load (PUT /rules/:id, rules-directory edit), ms; default 5000. */
+  testTimeLimitMs?: number;
+  /** Most events one rule test may give; default 10,000. */
+  testMaxEvents?: number;
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
   /** Structured logger (pino); default silent. */
@@ -98,7 +102,8 @@ export interface RuleDetail extends RuleInfo {
 
 export type PutRuleResult =
   | { ok: true; rule: RuleDetail; created: boolean; keptPartialMatches: boolean; droppedPartialMatches: number; warnings: Diagnostic[] }
-  | { ok: false; status: 400 | 409; errors: Diagnostic[] };
+  /** 422: it compiles but one of its `test` blocks fails (`errors` are the failing expectations). */
+  | { ok: false; status: 400 | 409 | 422; errors: Diagnostic[] };
 
 export interface StreamInfo {
   name: string;
