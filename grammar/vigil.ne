@@ -82,6 +82,8 @@ testHead -> "test" string "{" {% (d) => ({ kind: 'test', title: d[1], span: join
 testClause ->
     "given" name "from" string
     {% (d) => ({ kind: 'given', stream: d[1], events: null, from: d[3], span: join(d[0], d[3]) }) %}
+  | "given" "from" string
+    {% (d) => ({ kind: 'given', stream: null, events: null, from: d[2], span: join(d[0], d[2]) }) %}
   | "until" timeValue {% (d) => ({ kind: 'until', time: d[1], span: join(d[0], d[1]) }) %}
   | "expect" expectation {% (d) => { const { last: end, ...e } = d[1]; return { kind: 'expect', ...e, span: join(d[0], end) }; } %}
 

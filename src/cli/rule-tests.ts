@@ -43,9 +43,11 @@ export function runRuleTest(
   options: RunTestsOptions = {},
 ): TestOutcome {
   const rules = program.rules.filter((r) => test.rules.includes(r.name));
-  const names = new Set<string>([...rules.flatMap((r) => r.streams), ...test.events.map((e) => e.stream)]);
+  const names = new Set<string>(rules.flatMap((r) => r.streams));
+  for (const e of test.events) if (e.stream !== null) names.add(e.stream);
   const streams = [...names].map((n) => program.streams.get(n)).filter((s): s is CompiledStream => s !== undefined);
-  const lines = test.events.map((e) => JSON.stringify({ $stream: e.stream, ...e.data })).join('\n');
+  // The stream a clause names wins over a line's own `$stream`; without one, the line's is used.
+  const lines = test.events.map((e) => JSON.stringify(e.stream === null ? e.data : { ...e.data, $stream: e.stream })).join('\n');
   const records: OutputRecord[] = [];
   const errors: string[] = [];
   let finished = false;

@@ -40,7 +40,7 @@ export interface CompiledTest {
   /** Names of the rules it runs with: those of its file (and of NAME.vigil for NAME.test.vigil). */
   rules: string[];
   /** The events, in the order given: one object with its stream each. */
-  events: { stream: string; data: { [k: string]: Json } }[];
+  events: { stream: string | null; data: { [k: string]: Json } }[];
   /** Where time stops (epoch ms); null: the input ends at W = +∞. */
   until: number | null;
   expectations: CompiledExpectation[];
@@ -120,7 +120,7 @@ function compileTest(
     err('test/no-rules', `test "${decl.name.name}" has no rules to run: declare them in this file${file.endsWith('.test.vigil') ? ` or in ${basename(file, '.test.vigil')}.vigil beside it` : ''}`, decl.name.span);
   }
   let tooMany = false;
-  const addEvent = (stream: string, data: { [k: string]: Json }, span: Span) => {
+  const addEvent = (stream: string | null, data: { [k: string]: Json }, span: Span) => {
     if (events.length >= maxEvents) {
       if (!tooMany) err('test/too-many-events', `this test gives more than ${maxEvents} events (the most one test may give)`, span);
       tooMany = true;
@@ -130,12 +130,12 @@ function compileTest(
   };
   for (const clause of decl.clauses) {
     if (clause.kind === 'given') {
-      const stream = clause.stream.name;
-      if (!knownStreams.has(stream)) {
+      const stream = clause.stream?.name ?? null;
+      if (clause.stream !== null && stream !== null && !knownStreams.has(stream)) {
         err('test/unknown-stream', `unknown stream '${stream}'${didYouMean(stream, knownStreams)}`, clause.stream.span);
         continue;
       }
-      if (clause.events !== null) {
+      if (clause.events !== null && stream !== null) {
         const schema = schemaOf([streams.get(stream)!]);
         for (const e of clause.events) {
           if (schema !== null) {

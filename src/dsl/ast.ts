@@ -40,7 +40,8 @@ export interface GivenEvent {
 }
 
 export type TestClause =
-  | { kind: 'given'; stream: Ident; events: GivenEvent[] | null; from: StringLit | null; span: Span }
+  /** `given STREAM { ... }`, `given STREAM from "FILE"`, or `given from "FILE"` (stream: null; each line's `$stream`, as in `vigil run`). */
+  | { kind: 'given'; stream: Ident | null; events: GivenEvent[] | null; from: StringLit | null; span: Span }
   | { kind: 'until'; time: StringLit | NumberLit; span: Span }
   | Expectation;
 
