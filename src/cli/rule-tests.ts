@@ -183,7 +183,8 @@ function nearest(x: CompiledExpectation, alerts: AlertRecord[]): AlertRecord[] {
 }
 
 function describeExpected(x: CompiledExpectation): string {
-  const parts = [`${x.what === 'alert' ? 'an alert' : 'a timeout'} of rule '${x.name}'`];
+  const what = x.negated ? x.what : x.what === 'alert' ? 'an alert' : 'a timeout';
+  const parts = [`${what} of rule '${x.name}'`];
   if ('key' in x) parts.push(`key ${JSON.stringify(x.key)}`);
   if (x.at !== null) parts.push(`at ${new Date(x.at).toISOString()}`);
   if (x.message !== null) parts.push(`message ${JSON.stringify(x.message)}`);
