@@ -76,7 +76,7 @@ ruleHead -> "rule" name string:? "{"
 
 testHead -> "test" string "{" {% (d) => ({ kind: 'test', title: d[1], span: join(d[0], d[2]) }) %}
 
-# ------------------------------------------------------------------ test clauses (§11)
+# ------------------------------------------------------------------ test clauses (§13)
 # `given STREAM { EVENT... }` (events as JSON objects) is parsed by parser.ts, event by event.
 
 testClause ->

@@ -1,4 +1,4 @@
-// Runs rule tests (language §11) through the replay of `vigil run` (run.ts): a fresh in-memory
+// Runs rule tests (language §13) through the replay of `vigil run` (run.ts): a fresh in-memory
 // engine per test, the rules of the test's file, its events in the order written, time stopping
 // at its `until` or at +∞. Synchronous (a replay over a string runs to its end before it
 // returns), so the service can run tests inside a hot load without yielding between check and swap.

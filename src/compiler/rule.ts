@@ -96,7 +96,7 @@ export interface CompiledProgram {
   rules: CompiledRule[];
   /** Every rule declared in the files, compiled or not (what `vigil check` counts). */
   ruleCount?: number;
-  /** The `test` blocks of the files (language §11), compiled; those with errors are left out. */
+  /** The `test` blocks of the files (language §13), compiled; those with errors are left out. */
   tests?: CompiledTest[];
   streams: Map<string, CompiledStream>;
   diagnostics: Diagnostic[];

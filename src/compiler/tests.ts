@@ -1,4 +1,4 @@
-// Rule tests (language §11): `test "TITLE" { given ... until ... expect ... }` blocks → checked,
+// Rule tests (language §13): `test "TITLE" { given ... until ... expect ... }` blocks → checked,
 // compiled tests. A test runs with the rules of its own file (a `NAME.test.vigil` file: with the
 // rules of `NAME.vigil` beside it too) over the events it gives, in the order written. Every
 // name it uses is checked here, with positions: streams of `given` and `expect late`, rules of

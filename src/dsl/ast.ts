@@ -21,7 +21,7 @@ export interface Program {
 
 export type Decl = StreamDecl | RuleDecl | TestDecl;
 
-// ---------------------------------------------------------------- tests (language §11)
+// ---------------------------------------------------------------- tests (language §13)
 
 /** `test "TITLE" { given ... until ... expect ... }`: a rule test, run with the rules of its file. */
 export interface TestDecl extends Node {

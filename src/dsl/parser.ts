@@ -172,7 +172,7 @@ class FileParser {
     }
   }
 
-  /** `test "TITLE"` (a test block, language §11). */
+  /** `test "TITLE"` (a test block, language §13). */
   private isTestStart(i: number): boolean {
     const t = this.tokens[i]!;
     return t.type === 'ident' && t.text === 'test' && this.tokens[i + 1]?.type === 'string';

@@ -391,7 +391,7 @@ export class DurableEngine {
       this.logger.warn({ rule: id, errors: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'rule refused: it does not compile; the old version keeps running');
       return { ok: false, status: 400, errors: errors.map((d) => ({ ...d, file: d.file.startsWith(API_FILE_PREFIX) ? 'request' : d.file })) };
     }
-    // Tests gate the load (language §11): a failing one refuses the text, the old version runs on.
+    // Tests gate the load (language §13): a failing one refuses the text, the old version runs on.
     const failing = this.failingTests(program, new Set([file])).get(file);
     if (failing) {
       const shown = failing.map((d) => ({ ...d, file: 'request' }));
