@@ -23,6 +23,8 @@ describe('loadConfig', () => {
       idempotencyTtlMs: 86_400_000,
       outboxKeep: 100_000,
       lateKeep: 10_000,
+      testTimeLimitMs: 5_000,
+      testMaxEvents: 10_000,
       fromSavepoint: null,
     });
   });
