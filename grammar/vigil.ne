@@ -64,6 +64,8 @@ main ->
   | %entryRuleClause ruleClause {% (d) => d[1] %}
   | %entryStreamHead streamHead {% (d) => d[1] %}
   | %entryRuleHead ruleHead {% (d) => d[1] %}
+  | %entryTestHead testHead {% (d) => d[1] %}
+  | %entryTestClause testClause {% (d) => d[1] %}
 
 # ------------------------------------------------------------------ declaration heads
 
@@ -71,6 +73,44 @@ streamHead -> "stream" name "{" {% (d) => ({ kind: 'stream', name: d[1], span: j
 
 ruleHead -> "rule" name string:? "{"
   {% (d) => ({ kind: 'rule', name: d[1], title: d[2], span: join(d[0], d[3]) }) %}
+
+testHead -> "test" string "{" {% (d) => ({ kind: 'test', title: d[1], span: join(d[0], d[2]) }) %}
+
+# ------------------------------------------------------------------ test clauses (§13)
+# `given STREAM { EVENT... }` (events as JSON objects) is parsed by parser.ts, event by event.
+
+testClause ->
+    "given" name "from" string
+    {% (d) => ({ kind: 'given', stream: d[1], events: null, from: d[3], span: join(d[0], d[3]) }) %}
+  | "given" "from" string
+    {% (d) => ({ kind: 'given', stream: null, events: null, from: d[2], span: join(d[0], d[2]) }) %}
+  | "until" timeValue {% (d) => ({ kind: 'until', time: d[1], span: join(d[0], d[1]) }) %}
+  | "expect" expectation {% (d) => { const { last: end, ...e } = d[1]; return { kind: 'expect', ...e, span: join(d[0], end) }; } %}
+
+expectation ->
+    alertKind name alertFilter:*
+    {% (d) => ({ what: d[0].value, negated: false, count: null, name: d[1], filters: d[2], last: last(d[2], d[1]) }) %}
+  | "no" alertKind name alertFilter:*
+    {% (d) => ({ what: d[1].value, negated: true, count: null, name: d[2], filters: d[3], last: last(d[3], d[2]) }) %}
+  | number ("alert" | "alerts") name:?
+    {% (d) => ({ what: 'alerts', negated: false, count: d[0], name: d[2], filters: [], last: d[2] ?? d[1][0] }) %}
+  | "no" "alerts" name:?
+    {% (d) => ({ what: 'alerts', negated: true, count: null, name: d[2], filters: [], last: d[2] ?? d[1] }) %}
+  | "late" number name:?
+    {% (d) => ({ what: 'late', negated: false, count: d[1], name: d[2], filters: [], last: d[2] ?? d[1] }) %}
+  | "no" "late" name:?
+    {% (d) => ({ what: 'late', negated: true, count: null, name: d[2], filters: [], last: d[2] ?? d[1] }) %}
+
+alertKind -> ("alert" | "timeout") {% (d) => d[0][0] %}
+
+alertFilter ->
+    "key" (string {% id %} | number {% id %})
+    {% (d) => ({ kind: 'key', value: d[1], span: join(d[0], d[1]) }) %}
+  | "at" timeValue {% (d) => ({ kind: 'at', value: d[1], span: join(d[0], d[1]) }) %}
+  | "message" string {% (d) => ({ kind: 'message', value: d[1], span: join(d[0], d[1]) }) %}
+
+# An instant: ISO-8601 text with a zone, or epoch milliseconds.
+timeValue -> string {% id %} | number {% id %}
 
 # ------------------------------------------------------------------ stream clauses (§3)
 

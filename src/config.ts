@@ -75,6 +75,10 @@ export interface Config {
   savepointsKeep: number;
   /** MQTT: the longest pause between two reconnect attempts (ms). */
   mqttReconnectMaxMs: number;
+  /** Wall-clock limit for the rule tests of one hot load (ms). */
+  testTimeLimitMs: number;
+  /** Most events one rule test may give. */
+  testMaxEvents: number;
   /** `--from-savepoint PATH`: copy this savepoint into the (empty) data dir before opening. */
   fromSavepoint: string | null;
   /** Webhook targets allowed although internal: IPs, CIDR blocks, host names, `self`. */
@@ -152,6 +156,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'idempotencySweepBatch', env: 'VIGIL_IDEMPOTENCY_SWEEP_BATCH', flag: 'idempotency-sweep-batch', kind: 'positive-int', default: 1000, meaning: 'Idempotency keys examined per sweep (one sweep a second); expired keys are deleted.' },
   { key: 'savepointsKeep', env: 'VIGIL_SAVEPOINTS_KEEP', flag: 'savepoints-keep', kind: 'positive-int', default: 5, meaning: 'Savepoints kept in the data dir\'s `savepoints/` folder; the oldest are deleted when a new one is written.' },
   { key: 'mqttReconnectMaxMs', env: 'VIGIL_MQTT_RECONNECT_MAX_MS', flag: 'mqtt-reconnect-max-ms', kind: 'positive-int', default: 3000, meaning: 'Longest pause between two MQTT reconnect attempts (ms; from 1 s, doubling, with jitter): ingest resumes within about this long after the broker is back.' },
+  { key: 'testTimeLimitMs', env: 'VIGIL_RULE_TEST_TIME_LIMIT_MS', flag: 'rule-test-time-limit-ms', kind: 'positive-int', default: 5_000, meaning: 'Time limit for the `test` blocks run before a hot load (PUT /rules/:id, rules-directory edit), in ms; past it the load is refused as failing.' },
+  { key: 'testMaxEvents', env: 'VIGIL_RULE_TEST_MAX_EVENTS', flag: 'rule-test-max-events', kind: 'positive-int', default: 10_000, meaning: 'Most events one `test` block may give (inline and `from` files together); more is a compile error.' },
   { key: 'fromSavepoint', env: null, flag: 'from-savepoint', kind: 'path', default: null, meaning: 'Start from a savepoint (POST /admin/savepoints): copied into the data dir, which must be empty or missing.' },
 ];
 

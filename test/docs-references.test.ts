@@ -14,11 +14,15 @@ const PATH = /(?<![/A-Za-z0-9_:.-])((?:rules|docs|src|test|bench|dashboards|scri
 describe('docs refer to files that exist', () => {
   test('every repository path named in the README and docs/ exists', () => {
     const missing: string[] = [];
+    // Rule-test diagnostic codes (`test/too-many-events`) read like paths: they are not.
+    const codes = new Set([...readFileSync(join(ROOT, 'src/compiler/tests.ts'), 'utf8').matchAll(/'(test\/[a-z-]+)'/g)].map((m) => m[1]!));
+    expect(codes.size).toBeGreaterThan(3);
     let count = 0;
     for (const doc of DOCS) {
       const text = readFileSync(join(ROOT, doc), 'utf8');
       for (const m of text.matchAll(PATH)) {
         count++;
+        if (codes.has(m[1]!)) continue;
         if (!existsSync(join(ROOT, m[1]!))) missing.push(`${doc}: ${m[1]}`);
       }
     }

@@ -16,6 +16,7 @@ export const CATALOGUE = {
   VIGIL_ERR_BAD_REQUEST: { status: 400, message: (detail = 'bad request') => detail },
   VIGIL_ERR_STREAM_INVALID: { status: 400, message: (name = '', n = '1') => `stream '${name}' does not compile (${n} error(s)); nothing changed` },
   VIGIL_ERR_RULE_INVALID: { status: 400, message: (id = '', n = '1') => `rule '${id}' does not compile (${n} error(s)); the running version, if any, is unchanged` },
+  VIGIL_ERR_RULE_TESTS_FAILED: { status: 422, message: (id = '', n = '1') => `rule '${id}' fails its tests (${n} failing expectation(s)); the running version, if any, is unchanged` },
   VIGIL_ERR_UNAUTHORIZED: { status: 401, message: () => 'this route needs "Authorization: Bearer <VIGIL_API_TOKEN>"' },
   VIGIL_ERR_RULE_NOT_FOUND: { status: 404, message: (id = '') => `no rule '${id}'` },
   VIGIL_ERR_STREAM_NOT_FOUND: { status: 404, message: (name = '') => `no stream '${name}' (declare it with PUT /streams/${name}, in a rules file or in a PUT /rules text)` },

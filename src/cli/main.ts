@@ -1,14 +1,15 @@
 // The `vigil` command: check, run, serve, help, --version. A thin shell over the compiler and
 // the engine.
 
-import { createReadStream, readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { renderDiagnostic } from '../core/diagnostics.js';
 import { compileSources, type CompileOptions, type SourceFile } from '../compiler/rule.js';
 import { parseUntil, renderSummary, replay } from './run.js';
+import { renderFailure, runRuleTests } from './rule-tests.js';
 
 const USAGE = `usage:
   vigil check [--strict] FILES...               compile rules; errors as file:line:col
@@ -16,6 +17,8 @@ const USAGE = `usage:
   vigil run RULES... --events FILE|- [--stream NAME] [--until TIME] [--deliver]
                                                 evaluate rules over recorded NDJSON events
                                                 (--until: time stops there, not at +∞)
+  vigil test [FILES...]                         run the rules' tests (default: ./rules);
+                                                exit 1 when one fails
   vigil serve [--host H] [--port P] [--data-dir D] [--rules-dir R] [--from-savepoint PATH] ...
                                                 run the service (see README)
   vigil help [COMMAND]                          this text, or one command's
@@ -77,6 +80,8 @@ export async function main(argv: string[]): Promise<number> {
       return check(rest);
     case 'run':
       return run(rest);
+    case 'test':
+      return test(rest);
     case 'serve': {
       const { serve } = await import('./serve.js');
       return serve(rest);
@@ -167,6 +172,61 @@ function check(args: string[]): number {
   const summary = `${files.length} file(s): ${rules}, ${program.streams.size} stream(s), ${nErrors} error(s), ${nWarnings} warning(s)${strict && nWarnings > 0 ? ' (--strict: warnings fail the check)' : ''}`;
   (failed ? process.stderr : process.stdout).write(summary + '\n');
   return failed ? 1 : 0;
+}
+
+/**
+ * `vigil test [FILES...]`: compiles the files (default: the rules directory ./rules) and runs
+ * every `test` block; one line per test, the failures with their position and the nearest
+ * alerts, then `N passed, N failed` alone on a line. Exit 1 when a test fails or a file does
+ * not compile, 2 on a usage error.
+ */
+function test(args: string[]): number {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: {} });
+  } catch (err) {
+    process.stderr.write(`vigil test: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const paths = parsed.positionals.length > 0 ? parsed.positionals : ['rules'];
+  const { files, errors } = readRuleFiles(paths);
+  // A NAME.test.vigil file named alone runs with the rules of NAME.vigil beside it.
+  for (const f of [...files]) {
+    if (!f.file.endsWith('.test.vigil')) continue;
+    const sibling = join(dirname(f.file), basename(f.file, '.test.vigil') + '.vigil');
+    if (!files.some((g) => g.file === sibling) && existsSync(sibling)) files.push({ file: sibling, text: readFileSync(sibling, 'utf8') });
+  }
+  for (const e of errors) process.stderr.write(e + '\n');
+  if (errors.length > 0) return 1;
+  const program = compileSources(files);
+  for (const d of program.diagnostics) process.stderr.write(renderDiagnostic(d, program.sources.get(d.file)) + '\n');
+  const nErrors = program.diagnostics.filter((d) => d.severity === 'error').length;
+  if (nErrors > 0) {
+    process.stderr.write(`vigil test: ${nErrors} error(s): no test was run\n`);
+    return 1;
+  }
+  const tests = program.tests ?? [];
+  if (tests.length === 0) process.stderr.write(`vigil test: no test in ${paths.join(', ')}\n`);
+  const outcomes = runRuleTests(tests, program);
+  let passed = 0;
+  let failed = 0;
+  const out: string[] = [];
+  for (const o of outcomes) {
+    if (o.passed) passed++;
+    else failed++;
+    out.push(`${o.passed ? 'ok  ' : 'FAIL'} ${o.file}:${o.line} ${JSON.stringify(o.title)}`);
+    for (const f of o.failures) out.push(indent(renderFailure(f, program.sources.get(f.diagnostic.file))));
+  }
+  out.push(`${passed} passed, ${failed} failed`);
+  process.stdout.write(out.join('\n') + '\n');
+  return failed > 0 ? 1 : 0;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 }
 
 async function run(args: string[]): Promise<number> {

@@ -26,6 +26,8 @@ export interface ReplayInput {
    * (absences, `within` expiries) later than that do not fire. Default: +∞.
    */
   until?: number;
+  /** Wall-clock time (epoch ms) after which the replay stops early (exit code 1, an error line); for rule tests run by the service. */
+  deadline?: number;
   /** Called once at the end with what happened to the input, per stream. */
   onSummary?: (summary: ReplaySummary) => void;
   /** Compile options (the env() prefix, the webhook address policy with `--deliver`). */
@@ -186,7 +188,15 @@ export async function replayCompiled(
   };
 
   if (typeof input.events === 'string') {
-    for (const line of input.events.split('\n')) onLine(line);
+    // With a string the whole replay runs synchronously (rule tests rely on it).
+    const deadline = input.deadline;
+    for (const line of input.events.split('\n')) {
+      if (deadline !== undefined && (lineNo & 63) === 63 && Date.now() > deadline) {
+        onError(`${name}: stopped after ${lineNo} line(s): time limit reached`);
+        return 1;
+      }
+      onLine(line);
+    }
   } else {
     for await (const line of input.events) onLine(line);
   }

@@ -132,6 +132,8 @@ export async function serve(args: string[]): Promise<number> {
       pageMaxBytes: config.pageMaxBytes,
       idempotencySweepBatch: config.idempotencySweepBatch,
       savepointsKeep: config.savepointsKeep,
+      testTimeLimitMs: config.testTimeLimitMs,
+      testMaxEvents: config.testMaxEvents,
       env: process.env,
       configuredSinks: { email: config.smtpUrl !== null, mqtt: config.mqttUrl !== null },
       envPrefix: config.envPrefix,

@@ -29,6 +29,7 @@ import { compileCondition, compileTemplate, compileValue, referencedSteps, timeP
 import { compileStreams, fieldPath, implicitStream, type CompiledStream } from './streams.js';
 import { checkExpr, checkTemplate, schemaOf, type CheckContext, type Schema } from './checks.js';
 import { closest, didYouMean } from './suggest.js';
+import { compileTests, type CompiledTest, type TestCompileOptions } from './tests.js';
 
 export const DEFAULT_MAX_PARTIALS = 10_000;
 /** The default of `CompileOptions.envPrefix` (VIGIL_ENV_PREFIX). */
@@ -112,12 +113,16 @@ export interface CompileOptions {
    * are left out (a backtest of an edited rule runs the edit instead of the loaded version).
    */
   replacingFile?: string;
+  /** How `test` blocks read `from` files and how many events they may give (tests.ts). */
+  tests?: TestCompileOptions;
 }
 
 export interface CompiledProgram {
   rules: CompiledRule[];
   /** Every rule declared in the files, compiled or not (what `vigil check` counts). */
   ruleCount?: number;
+  /** The `test` blocks of the files (language §13), compiled; those with errors are left out. */
+  tests?: CompiledTest[];
   streams: Map<string, CompiledStream>;
   diagnostics: Diagnostic[];
   /** File name → source text, for rendering diagnostics. */
@@ -151,7 +156,10 @@ export function compileSources(files: SourceFile[], options: CompileOptions = {}
   const compiled = compilePrograms(programs, { ...options, parseErrors: diagnostics.filter((d) => d.severity === 'error') });
   diagnostics.push(...compiled.diagnostics);
   const ruleCount = programs.reduce((n, p) => n + p.decls.filter((d) => d.kind === 'rule').length, 0);
-  return { rules: compiled.rules, ruleCount, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
+  const tests = programs.some((p) => p.decls.some((d) => d.kind === 'test'))
+    ? compileTests(programs, compiled.rules.flatMap((r) => r.streams), compiled.streams, diagnostics, options.tests)
+    : [];
+  return { rules: compiled.rules, ruleCount, tests, streams: compiled.streams, diagnostics: sortDiagnostics(diagnostics), sources };
 }
 
 export function compilePrograms(programs: Program[], options: CompileOptions = {}): Omit<CompiledProgram, 'sources' | 'ruleCount'> {
@@ -161,6 +169,7 @@ export function compilePrograms(programs: Program[], options: CompileOptions = {
   const seen = new Map<string, RuleDecl>();
   for (const program of programs) {
     for (const decl of program.decls) {
+      if (decl.kind === 'test') continue; // compiled by tests.ts
       // Rule and stream names key the stored state, and LMDB keys are limited.
       if (decl.name.name.length > MAX_NAME_LENGTH) {
         diagnostics.push(diagnostic('error', 'compile/name-too-long', `the name of this ${decl.kind} is longer than ${MAX_NAME_LENGTH} characters`, program.file, decl.name.span));

@@ -19,7 +19,49 @@ export interface Program {
   decls: Decl[];
 }
 
-export type Decl = StreamDecl | RuleDecl;
+export type Decl = StreamDecl | RuleDecl | TestDecl;
+
+// ---------------------------------------------------------------- tests (language §13)
+
+/** `test "TITLE" { given ... until ... expect ... }`: a rule test, run with the rules of its file. */
+export interface TestDecl extends Node {
+  kind: 'test';
+  /** The title; `name.name` is its text, `name.span` the quoted string. */
+  name: Ident;
+  clauses: TestClause[];
+}
+
+/** One event of a `given STREAM { ... }` block: the parsed JSON object and where it is written. */
+export interface GivenEvent {
+  value: { [k: string]: unknown };
+  span: Span;
+  /** Each top-level field name and where it is written (for the schema check). */
+  fields: { name: string; span: Span }[];
+}
+
+export type TestClause =
+  /** `given STREAM { ... }`, `given STREAM from "FILE"`, or `given from "FILE"` (stream: null; each line's `$stream`, as in `vigil run`). */
+  | { kind: 'given'; stream: Ident | null; events: GivenEvent[] | null; from: StringLit | null; span: Span }
+  | { kind: 'until'; time: StringLit | NumberLit; span: Span }
+  | Expectation;
+
+export interface Expectation {
+  kind: 'expect';
+  /** `alert` / `timeout` (a record of that kind), `alerts` (a count of every alert record), `late` (late events). */
+  what: 'alert' | 'timeout' | 'alerts' | 'late';
+  /** `expect no ...`. */
+  negated: boolean;
+  count: NumberLit | null;
+  /** The rule (alert, timeout, alerts) or stream (late) named; null when none is. */
+  name: Ident | null;
+  filters: ExpectFilter[];
+  span: Span;
+}
+
+export type ExpectFilter =
+  | { kind: 'key'; value: StringLit | NumberLit; span: Span }
+  | { kind: 'at'; value: StringLit | NumberLit; span: Span }
+  | { kind: 'message'; value: StringLit; span: Span };
 
 // ---------------------------------------------------------------- streams (language §3)
 

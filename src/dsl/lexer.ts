@@ -82,7 +82,9 @@ export type TokenType =
   | 'entryStreamClause'
   | 'entryRuleClause'
   | 'entryStreamHead'
-  | 'entryRuleHead';
+  | 'entryRuleHead'
+  | 'entryTestHead'
+  | 'entryTestClause';
 
 export interface Token {
   type: TokenType;

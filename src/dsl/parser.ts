@@ -12,7 +12,7 @@
 
 import nearley from 'nearley';
 import { diagnostic, type Diagnostic, type Span } from '../core/diagnostics.js';
-import type { Decl, Expr, Program, RuleClause, RuleDecl, StreamClause, StreamDecl, Template, Ident, StringLit } from './ast.js';
+import type { Decl, GivenEvent, TestClause, TestDecl, Expr, Program, RuleClause, RuleDecl, StreamClause, StreamDecl, Template, Ident, StringLit } from './ast.js';
 import compiledGrammar from './generated/vigil.js';
 import { tokenize, tokenSpan, type LexError, type Token, type TokenType } from './lexer.js';
 import { parseTemplate } from './template.js';
@@ -24,9 +24,10 @@ const MAX_NESTING = 100;
 
 const grammar = nearley.Grammar.fromCompiled(compiledGrammar as unknown as nearley.CompiledRules);
 
-type Entry = 'entryExpr' | 'entryStreamClause' | 'entryRuleClause' | 'entryStreamHead' | 'entryRuleHead';
+type Entry = 'entryExpr' | 'entryStreamClause' | 'entryRuleClause' | 'entryStreamHead' | 'entryRuleHead' | 'entryTestHead' | 'entryTestClause';
 
 const RULE_CLAUSE_WORDS = new Set(['from', 'match', 'within', 'skip', 'alert', 'throttle']);
+const TEST_CLAUSE_WORDS = new Set(['given', 'until', 'expect']);
 const STREAM_CLAUSE_WORDS = new Set(['key', 'time', 'watermark', 'idle', 'fields', 'source', 'id']);
 
 export interface ParseResult {
@@ -153,23 +154,161 @@ class FileParser {
     const tokens = this.tokens;
     let i = 0;
     while (i < tokens.length) {
+      if (this.isTestStart(i)) {
+        i = this.parseTest(i, out);
+        continue;
+      }
       if (this.isDeclStart(i, true)) {
         i = this.parseDecl(i, out);
         continue;
       }
-      this.error('dsl/unexpected-token', `unexpected ${describe(tokens[i]!)}, expected 'stream' or 'rule'`, tokenSpan(tokens[i]!));
+      this.error('dsl/unexpected-token', `unexpected ${describe(tokens[i]!)}, expected 'stream', 'rule' or 'test'`, tokenSpan(tokens[i]!));
       // Skip to the next declaration; braces are tracked so that a stray block is skipped whole.
       let depth = 0;
       do {
         depth = braceDepth(depth, tokens[i]!);
         i++;
-      } while (i < tokens.length && !this.isDeclStart(i, depth === 0));
+      } while (i < tokens.length && !this.isDeclStart(i, depth === 0) && !(depth === 0 && this.isTestStart(i)));
     }
+  }
+
+  /** `test "TITLE"` (a test block, language §13). */
+  private isTestStart(i: number): boolean {
+    const t = this.tokens[i]!;
+    return t.type === 'ident' && t.text === 'test' && this.tokens[i + 1]?.type === 'string';
+  }
+
+  /**
+   * `test "TITLE" { CLAUSE... }`. Clauses start at `given`, `until` and `expect` at brace depth 0;
+   * each parses on its own (the grammar's test entry), except the events of `given STREAM { ... }`:
+   * each `{...}` is one JSON object, read with JSON.parse from its source text.
+   */
+  private parseTest(i: number, out: Decl[]): number {
+    const tokens = this.tokens;
+    const open = i + 2;
+    if (!isPunct(tokens[open], '{')) {
+      this.parsePiece('entryTestHead', tokens.slice(i, open + 1), tokens[open + 1] ?? null, this.quietBetween(i, open + 1));
+      let depth = 0;
+      let k = i + 2;
+      while (k < tokens.length && !(depth === 0 && (this.isDeclStart(k, true) || this.isTestStart(k)))) depth = braceDepth(depth, tokens[k++]!);
+      return k;
+    }
+    const title = tokens[i + 1]!;
+    let depth = 1;
+    let close = -1;
+    let k = open + 1;
+    for (; k < tokens.length; k++) {
+      if (this.isDeclStart(k, false)) break;
+      depth = braceDepth(depth, tokens[k]!);
+      if (depth === 0) {
+        close = k;
+        break;
+      }
+    }
+    const bodyEnd = close >= 0 ? close : k;
+    if (close < 0) this.error('dsl/unclosed-brace', `missing '}' to close test "${title.value}"`, tokenSpan(tokens[open]!));
+    // Clause starts: a clause word at depth 0 of the body.
+    const starts: number[] = [];
+    depth = 0;
+    for (let j = open + 1; j < bodyEnd; j++) {
+      const t = tokens[j]!;
+      if (depth === 0 && t.type === 'ident' && TEST_CLAUSE_WORDS.has(t.text)) starts.push(j);
+      depth = braceDepth(depth, t);
+    }
+    if (open + 1 < bodyEnd && starts[0] !== open + 1) {
+      const t = tokens[open + 1]!;
+      this.error('dsl/unexpected-token', `unexpected ${describe(t)}, expected 'given', 'until' or 'expect'`, tokenSpan(t));
+    }
+    const clauses: TestClause[] = [];
+    for (let c = 0; c < starts.length; c++) {
+      const start = starts[c]!;
+      const end = c + 1 < starts.length ? starts[c + 1]! : bodyEnd;
+      const clause = this.isGivenBlock(start, end) ? this.parseGivenBlock(start, end) : (this.parsePiece('entryTestClause', tokens.slice(start, end), tokens[end] ?? null, this.quietBetween(start, end)) as TestClause | null);
+      if (clause !== null) clauses.push(clause);
+    }
+    const last = tokens[close >= 0 ? close : bodyEnd - 1]!;
+    const decl: TestDecl = {
+      kind: 'test',
+      name: { name: title.value, span: tokenSpan(title) },
+      clauses,
+      span: { ...tokenSpan(tokens[i]!), endOffset: last.endOffset },
+    };
+    out.push(decl);
+    return close >= 0 ? close + 1 : k;
+  }
+
+  private isGivenBlock(start: number, end: number): boolean {
+    const t = this.tokens;
+    return t[start]!.text === 'given' && start + 2 < end && t[start + 1]!.type === 'ident' && isPunct(t[start + 2], '{');
+  }
+
+  /** `given STREAM { {...} {...} }`: each event is a JSON object; a comma between events is allowed. */
+  private parseGivenBlock(start: number, end: number): TestClause | null {
+    const tokens = this.tokens;
+    const stream = tokens[start + 1]!;
+    const events: GivenEvent[] = [];
+    let ok = true;
+    let j = start + 3;
+    let closed = false;
+    while (j < end) {
+      const t = tokens[j]!;
+      if (isPunct(t, '}')) {
+        closed = true;
+        j++;
+        break;
+      }
+      if (isPunct(t, ',')) {
+        j++;
+        continue;
+      }
+      if (!isPunct(t, '{')) {
+        this.error('dsl/unexpected-token', `unexpected ${describe(t)}, expected an event (a JSON object) or '}'`, tokenSpan(t));
+        return null;
+      }
+      // The matching '}' of this event.
+      let depth = 0;
+      let k = j;
+      const fields: { name: string; span: Span }[] = [];
+      for (; k < end; k++) {
+        const u = tokens[k]!;
+        if (depth === 1 && u.type === 'string' && isPunct(tokens[k + 1], ':')) fields.push({ name: u.value, span: tokenSpan(u) });
+        depth = braceDepth(depth, u);
+        if (depth === 0) break;
+      }
+      if (k >= end) {
+        this.error('dsl/unclosed-brace', "missing '}' to close this event", tokenSpan(t));
+        return null;
+      }
+      const text = this.source.slice(t.offset, tokens[k]!.endOffset);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        this.error('dsl/bad-event', `this event is not valid JSON: ${(err as Error).message}`, { ...tokenSpan(t), endOffset: tokens[k]!.endOffset });
+        ok = false;
+        j = k + 1;
+        continue;
+      }
+      events.push({ value: value as GivenEvent['value'], span: { ...tokenSpan(t), endOffset: tokens[k]!.endOffset }, fields });
+      j = k + 1;
+    }
+    if (!closed) {
+      this.error('dsl/unclosed-brace', `missing '}' to close the events of stream '${stream.value}'`, tokenSpan(tokens[start + 2]!));
+      return null;
+    }
+    if (j < end) {
+      const t = tokens[j]!;
+      this.error('dsl/unexpected-token', `unexpected ${describe(t)}, expected 'given', 'until', 'expect' or '}'`, tokenSpan(t));
+    }
+    if (!ok) return null;
+    const endTok = tokens[j - 1]!;
+    return { kind: 'given', stream: { name: stream.value, span: tokenSpan(stream) }, events, from: null, span: { ...tokenSpan(tokens[start]!), endOffset: endTok.endOffset } };
   }
 
   /** `stream`/`rule` at depth 0, or anywhere when it reads `rule NAME ["TITLE"] {` / `stream NAME {`. */
   private isDeclStart(i: number, atDepthZero: boolean): boolean {
     const t = this.tokens[i]!;
+    if (t.type === 'ident' && t.text === 'test' && !atDepthZero) return this.tokens[i + 1]?.type === 'string' && isPunct(this.tokens[i + 2], '{');
     if (t.type !== 'ident' || (t.text !== 'stream' && t.text !== 'rule')) return false;
     if (atDepthZero) return true;
     const a = this.tokens[i + 1];

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { readdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AlertRecord } from '../core/alert.js';
 import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
@@ -25,6 +25,7 @@ import { compileSources, type CompiledProgram, type CompiledRule, type SourceFil
 import { parseProgram } from '../dsl/parser.js';
 import { API_FILE_PREFIX, checkRuleText, STREAM_FILE_PREFIX, syntheticError, type RuleSources } from './rule-text.js';
 import { WorkPool } from './work-pool.js';
+import { DEFAULT_TEST_TIME_LIMIT_MS, testGate } from '../cli/rule-tests.js';
 import { FINAL } from '../nfa/graph.js';
 import { Engine, type StreamRuntime } from '../runtime/engine.js';
 import { deliveryName, renderDeliveries } from '../runtime/deliveries.js';
@@ -113,6 +114,8 @@ export class DurableEngine {
   private readonly countersWritten = new Map<string, { version: number; sum: number }>();
   /** A rules file whose latest text did not compile: its errors (the old version keeps running). */
   private readonly fileErrors = new Map<string, Diagnostic[]>();
+  /** API rule → the failing tests of its last refused PUT (shown on the status page until a PUT loads). */
+  private readonly apiRefusals = new Map<string, Diagnostic[]>();
 
   // What the next commit writes.
   private pendingOps: Op[] = [];
@@ -465,7 +468,22 @@ export class DurableEngine {
       envPrefix: this.options.envPrefix,
       webhookPolicy: this.webhookPolicy,
       configuredSinks: this.options.configuredSinks,
+      tests: { maxEvents: this.options.testMaxEvents, readEventsFile: (file, path) => this.readTestEvents(file, path) },
     });
+  }
+
+  /** `given S from "PATH"` in a loaded text: only files of the rules directory may read files (beside them). */
+  private readTestEvents(file: string, path: string): string {
+    const dir = this.options.rulesDir;
+    if (file.startsWith(API_FILE_PREFIX) || !dir) throw new Error('a test sent over the API cannot read files; give its events inline');
+    const target = resolve(dirname(file), path);
+    if (!target.startsWith(resolve(dir) + sep)) throw new Error('the file is outside the rules directory');
+    return readFileSync(target, 'utf8');
+  }
+
+  /** The tests of `files` in `program` (hot-load gate): failing expectations per file. */
+  private failingTests(program: CompiledProgram, files: Set<string>): Map<string, Diagnostic[]> {
+    return testGate(program, files, this.options.testTimeLimitMs ?? DEFAULT_TEST_TIME_LIMIT_MS);
   }
 
   private originOf(rule: CompiledRule): { origin: 'file' | 'api'; file: string | null } {
@@ -568,6 +586,17 @@ export class DurableEngine {
       this.logger.warn({ rule: id, errors: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'rule refused: it does not compile; the old version keeps running');
       return { ok: false, status: 400, errors };
     }
+    // Tests gate the load (language §13): a failing one refuses the text, the old version runs on.
+    const file = API_FILE_PREFIX + id;
+    const failing = this.failingTests(program, new Set([file])).get(file);
+    if (failing) {
+      const shown = failing.map((d) => ({ ...d, file: 'request' }));
+      this.apiRefusals.set(id, shown);
+      this.ruleLoadFailed(failing);
+      this.logger.warn({ rule: id, failures: failing.length, first: `${failing[0]!.line}:${failing[0]!.col}: ${failing[0]!.message}` }, 'rule refused: its tests fail; the old version keeps running');
+      return { ok: false, status: 422, errors: shown };
+    }
+    this.apiRefusals.delete(id);
     this.apiSources.set(id, text);
     const outcome = this.reconcile(program).get(id);
     await this.afterCommit();
@@ -605,6 +634,8 @@ export class DurableEngine {
         webhookAllow: [...this.webhookPolicy.entries],
         selfPort: this.webhookPolicy.selfEndpoint()?.port ?? null,
         ...(this.options.configuredSinks !== undefined ? { configuredSinks: this.options.configuredSinks } : {}),
+        rulesDir: this.options.rulesDir ?? null,
+        ...(this.options.testMaxEvents !== undefined ? { testMaxEvents: this.options.testMaxEvents } : {}),
       },
     };
   }
@@ -775,6 +806,18 @@ export class DurableEngine {
       else files.delete(bad.file);
       program = this.compile({ files });
     }
+    // Tests gate the load: a changed file whose tests fail keeps its previous text too.
+    const changed = new Set([...files.keys()].filter((f) => !failed.has(f) && files.get(f) !== before.get(f)));
+    const failing = this.failingTests(program, changed);
+    for (const [file, errors] of failing) {
+      this.fileErrors.set(file, errors);
+      failed.add(file);
+      this.logger.error({ file, failures: errors.length, first: `${errors[0]!.line}:${errors[0]!.col}: ${errors[0]!.message}` }, 'rules file fails its tests; its previous version keeps running');
+      this.ruleLoadFailed(errors);
+      if (before.has(file)) files.set(file, before.get(file)!);
+      else files.delete(file);
+    }
+    if (failing.size > 0) program = this.compile({ files });
     for (const f of [...this.fileErrors.keys()]) if (!failed.has(f)) this.fileErrors.delete(f);
     this.fileSources.clear();
     for (const [k, v] of files) this.fileSources.set(k, v);
@@ -844,7 +887,7 @@ export class DurableEngine {
   private ruleInfo(rr: RuleRuntime): RuleInfo {
     const meta = this.ruleMeta.get(rr.rule.name)!;
     const c = rr.counters;
-    const errors = meta.file ? (this.fileErrors.get(meta.file) ?? []) : [];
+    const errors = meta.file ? (this.fileErrors.get(meta.file) ?? []) : (this.apiRefusals.get(rr.rule.name) ?? []);
     return {
       id: rr.rule.name,
       version: meta.version,

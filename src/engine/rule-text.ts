@@ -5,6 +5,8 @@
 
 import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
 import { compileSources, type CompileOptions, type CompiledProgram, type CompiledRule, type SourceFile } from '../compiler/rule.js';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import { parseProgram } from '../dsl/parser.js';
 import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { replayCompiled, type OutputRecord } from '../cli/run.js';
@@ -36,6 +38,23 @@ export interface RuleSourceSettings {
   webhookAllow?: string[];
   selfPort?: number | null;
   configuredSinks?: { email: boolean; mqtt: boolean };
+  /** The rules directory: only its files' tests may read events files, and only inside it. */
+  rulesDir?: string | null;
+  /** Most events one rule test may give. */
+  testMaxEvents?: number;
+}
+
+/**
+ * How a `test` block's `given S from "PATH"` reads its file in the service: a text sent over the
+ * API reads no file at all; a rules-directory file reads only inside the rules directory.
+ */
+export function serviceTestFileReader(rulesDir: string | null | undefined): (file: string, path: string) => string {
+  return (file, path) => {
+    if (file.startsWith(API_FILE_PREFIX) || file.startsWith(STREAM_FILE_PREFIX) || !rulesDir) throw new Error('a test sent over the API cannot read files; give its events inline');
+    const target = resolve(dirname(file), path);
+    if (!target.startsWith(resolve(rulesDir) + sep)) throw new Error('the file is outside the rules directory');
+    return readFileSync(target, 'utf8');
+  };
 }
 
 export interface RuleTextCheck {
@@ -76,11 +95,12 @@ export function compileRuleSources(src: RuleSources, api: Map<string, string>, r
 
 /** CompileOptions from the plain settings (the webhook address policy is rebuilt from its entries). */
 export function compileSettings(s: RuleSourceSettings | undefined): CompileOptions {
-  if (s === undefined) return {};
+  if (s === undefined) return { tests: { readEventsFile: serviceTestFileReader(null) } };
   const selfPort = s.selfPort ?? null;
   return {
     ...(s.envPrefix !== undefined ? { envPrefix: s.envPrefix } : {}),
     ...(s.configuredSinks !== undefined ? { configuredSinks: s.configuredSinks } : {}),
+    tests: { readEventsFile: serviceTestFileReader(s.rulesDir), ...(s.testMaxEvents !== undefined ? { maxEvents: s.testMaxEvents } : {}) },
     ...(s.webhookAllow !== undefined ? { webhookPolicy: new WebhookAddressPolicy(s.webhookAllow, () => (selfPort === null ? null : { port: selfPort })) } : {}),
   };
 }

@@ -60,6 +60,10 @@ export interface ServiceOptions {
   envPrefix?: string;
   /** Where webhooks may post (VIGIL_WEBHOOK_ALLOW); literal targets it refuses do not compile. Default: no internal address. */
   webhookPolicy?: import('../core/webhook-address-policy.js').WebhookAddressPolicy;
+  /** Wall-clock limit for the tests of one hot load (PUT /rules/:id, rules-directory edit), ms; default 5000. */
+  testTimeLimitMs?: number;
+  /** Most events one rule test may give; default 10,000. */
+  testMaxEvents?: number;
   /** Called when a commit fails (the state can no longer be made durable); the serve command exits. */
   onFatal?: (error: Error) => void;
   /** Bounds of validate and backtest runs (work threads); defaults in work-pool.ts. */
@@ -164,7 +168,8 @@ export type PutStreamResult =
 
 export type PutRuleResult =
   | { ok: true; rule: RuleDetail; created: boolean; keptPartialMatches: boolean; droppedPartialMatches: number; warnings: Diagnostic[] }
-  | { ok: false; status: 400 | 409; errors: Diagnostic[] };
+  /** 422: it compiles but one of its `test` blocks fails (`errors` are the failing expectations). */
+  | { ok: false; status: 400 | 409 | 422; errors: Diagnostic[] };
 
 export interface StreamInfo {
   name: string;

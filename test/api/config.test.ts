@@ -53,6 +53,8 @@ describe('loadConfig', () => {
       idempotencySweepBatch: 1000,
       savepointsKeep: 5,
       mqttReconnectMaxMs: 3000,
+      testTimeLimitMs: 5_000,
+      testMaxEvents: 10_000,
       fromSavepoint: null,
     });
   });

@@ -226,7 +226,7 @@ describe('shipped rules stay clean', () => {
   const NEW = new Set(['compile/not-a-step', 'compile/unknown-field', 'compile/always-false', 'compile/expected-step', 'compile/topic-wildcard', 'compile/empty-url', 'compile/empty-address', 'compile/bad-header', 'compile/env-empty', 'compile/empty-topic']);
   it('the example rules compile with no diagnostic at all', () => {
     const dir = join(root, 'rules');
-    const files = readdirSync(dir).filter((f) => f.endsWith('.vigil')).map((f) => ({ file: f, text: readFileSync(join(dir, f), 'utf8') }));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.vigil')).map((f) => ({ file: join(dir, f), text: readFileSync(join(dir, f), 'utf8') }));
     expect(files.length).toBeGreaterThan(0);
     expect(compileSources(files).diagnostics).toEqual([]);
   });

@@ -90,9 +90,9 @@ describe('each error kind, positioned', () => {
   });
 
   it('stray tokens between declarations', () => {
-    expect(errorsOf('foo bar\nrule a {}')).toEqual(["1:1 dsl/unexpected-token: unexpected 'foo', expected 'stream' or 'rule'"]);
-    expect(errorsOf('rule a {} }')).toEqual(["1:11 dsl/unexpected-token: unexpected '}', expected 'stream' or 'rule'"]);
-    expect(errorsOf('junk { rule inside } rule b {}')).toEqual(["1:1 dsl/unexpected-token: unexpected 'junk', expected 'stream' or 'rule'"]);
+    expect(errorsOf('foo bar\nrule a {}')).toEqual(["1:1 dsl/unexpected-token: unexpected 'foo', expected 'stream', 'rule' or 'test'"]);
+    expect(errorsOf('rule a {} }')).toEqual(["1:11 dsl/unexpected-token: unexpected '}', expected 'stream', 'rule' or 'test'"]);
+    expect(errorsOf('junk { rule inside } rule b {}')).toEqual(["1:1 dsl/unexpected-token: unexpected 'junk', expected 'stream', 'rule' or 'test'"]);
   });
 });
 

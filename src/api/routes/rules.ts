@@ -171,6 +171,7 @@ export const ruleRoutes: FastifyPluginAsync<RouteContext> = async (app, ctx) => 
       if (!result.ok) {
         const errors = apiDiagnostics(result.errors, text);
         if (result.status === 409) throw apiError('VIGIL_ERR_RULE_FROM_FILE', [id], {}, errors.length > 0 ? { errors } : {});
+        if (result.status === 422) throw apiError('VIGIL_ERR_RULE_TESTS_FAILED', [id, String(result.errors.length)], {}, { errors });
         throw apiError('VIGIL_ERR_RULE_INVALID', [id, String(result.errors.length)], {}, { errors });
       }
       req.log.info({ rule: id, version: result.rule.version, created: result.created, droppedPartialMatches: result.droppedPartialMatches }, 'rule stored');
