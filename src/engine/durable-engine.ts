@@ -16,14 +16,14 @@
 import { createHash } from 'node:crypto';
 import { WebhookAddressPolicy } from '../core/webhook-address-policy.js';
 import { readdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
-import { dirname, join, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AlertRecord } from '../core/alert.js';
 import { diagnostic, type Diagnostic } from '../core/diagnostics.js';
 import type { Json, StreamEvent } from '../core/event.js';
 import { compileSources, type CompiledProgram, type CompiledRule, type SourceFile } from '../compiler/rule.js';
 import { parseProgram } from '../dsl/parser.js';
-import { API_FILE_PREFIX, checkRuleText, STREAM_FILE_PREFIX, syntheticError, type RuleSources } from './rule-text.js';
+import { API_FILE_PREFIX, checkRuleText, serviceTestFileReader, STREAM_FILE_PREFIX, syntheticError, type RuleSources } from './rule-text.js';
 import { WorkPool } from './work-pool.js';
 import { DEFAULT_TEST_TIME_LIMIT_MS, testGate } from '../cli/rule-tests.js';
 import { FINAL } from '../nfa/graph.js';
@@ -468,17 +468,8 @@ export class DurableEngine {
       envPrefix: this.options.envPrefix,
       webhookPolicy: this.webhookPolicy,
       configuredSinks: this.options.configuredSinks,
-      tests: { maxEvents: this.options.testMaxEvents, readEventsFile: (file, path) => this.readTestEvents(file, path) },
+      tests: { maxEvents: this.options.testMaxEvents, readEventsFile: serviceTestFileReader(this.options.rulesDir) },
     });
-  }
-
-  /** `given S from "PATH"` in a loaded text: only files of the rules directory may read files (beside them). */
-  private readTestEvents(file: string, path: string): string {
-    const dir = this.options.rulesDir;
-    if (file.startsWith(API_FILE_PREFIX) || !dir) throw new Error('a test sent over the API cannot read files; give its events inline');
-    const target = resolve(dirname(file), path);
-    if (!target.startsWith(resolve(dir) + sep)) throw new Error('the file is outside the rules directory');
-    return readFileSync(target, 'utf8');
   }
 
   /** The tests of `files` in `program` (hot-load gate): failing expectations per file. */
